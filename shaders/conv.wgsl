@@ -1,0 +1,103 @@
+// Convolution as an implicit GEMM over NHWC activations (no im2col buffer).
+// Each invocation computes 4 consecutive output pixels x 4 output channels (one vec4),
+// keeping the 4x4 tile in registers: no workgroup memory, no barriers.
+//
+// The input's GroupNorm + ReLU is applied as each value is loaded (per-channel
+// scale and shift from gn_stats.wgsl), and the residual is added in the epilogue,
+// so a pre-activation bottleneck never writes its normalized activations out.
+// Padding pads the normalized input with zeros, so padded taps are simply skipped.
+
+override NORM_INPUT: bool = true;
+override ADD_RESIDUAL: bool = false;
+override WORKGROUP_SIZE: u32 = 64u;
+
+struct Params {
+    in_h: u32,
+    in_w: u32,
+    cin4: u32,          // input channels / 4
+    cout4: u32,         // output channels / 4
+    out_h: u32,
+    out_w: u32,
+    k: u32,             // square kernel size
+    stride: u32,
+    pad: u32,
+    pixel_groups: u32,  // ceil(out_h * out_w / 4)
+    threads_x: u32,     // invocations per row of the dispatch grid
+    _unused: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;      // [in_h][in_w][cin4]
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;   // [k][k][cin][cout4]
+@group(0) @binding(3) var<storage, read> affine: array<vec4<f32>>;   // scale[cin4], then shift[cin4]
+@group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>; // [out_h][out_w][cout4]
+@group(0) @binding(5) var<storage, read_write> dst: array<vec4<f32>>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let index = gid.x + gid.y * p.threads_x;
+    let co4 = index % p.cout4;
+    let group = index / p.cout4;
+    if (group >= p.pixel_groups) {
+        return;
+    }
+    let pixels = p.out_h * p.out_w;
+
+    // Top-left input coordinate of each of the 4 output pixels (the last group may repeat a pixel).
+    var oy: array<i32, 4>;
+    var ox: array<i32, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        let pixel = min(group * 4u + i, pixels - 1u);
+        oy[i] = i32((pixel / p.out_w) * p.stride) - i32(p.pad);
+        ox[i] = i32((pixel % p.out_w) * p.stride) - i32(p.pad);
+    }
+
+    var acc: array<vec4<f32>, 4>;
+    for (var ky = 0u; ky < p.k; ky++) {
+        for (var kx = 0u; kx < p.k; kx++) {
+            // Start of each pixel's input channels, or -1 where the tap falls in the padding.
+            var base: array<i32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                let iy = oy[i] + i32(ky);
+                let ix = ox[i] + i32(kx);
+                let inside = iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w);
+                base[i] = select(-1, (iy * i32(p.in_w) + ix) * i32(p.cin4), inside);
+            }
+            let tap = (ky * p.k + kx) * p.cin4 * 4u;
+            for (var c4 = 0u; c4 < p.cin4; c4++) {
+                let row = (tap + c4 * 4u) * p.cout4 + co4;
+                let w0 = weight[row];
+                let w1 = weight[row + p.cout4];
+                let w2 = weight[row + 2u * p.cout4];
+                let w3 = weight[row + 3u * p.cout4];
+                var scale = vec4<f32>(1.0);
+                var shift = vec4<f32>(0.0);
+                if (NORM_INPUT) {
+                    scale = affine[c4];
+                    shift = affine[p.cin4 + c4];
+                }
+                for (var i = 0u; i < 4u; i++) {
+                    if (base[i] >= 0) {
+                        var v = src[u32(base[i]) + c4];
+                        if (NORM_INPUT) {
+                            v = max(v * scale + shift, vec4<f32>(0.0));
+                        }
+                        acc[i] += v.x * w0 + v.y * w1 + v.z * w2 + v.w * w3;
+                    }
+                }
+            }
+        }
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let pixel = group * 4u + i;
+        if (pixel < pixels) {
+            let at = pixel * p.cout4 + co4;
+            var out = acc[i];
+            if (ADD_RESIDUAL) {
+                out += residual[at];
+            }
+            dst[at] = out;
+        }
+    }
+}

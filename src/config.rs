@@ -1,0 +1,340 @@
+//! The model's `config.json` and `preprocessor_config.json`, as published
+//! (Hugging Face's form and PaddleNLP's variant). Everything the engine needs to
+//! know about depths, widths, groups, image size and labels comes from here, so
+//! a tiny test model runs through exactly the same code as google/bit-50.
+
+use crate::{Context, Error, Result};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// google/bit-50's published files, used when a source carries none.
+pub const BIT50_CONFIG_JSON: &str = include_str!("../assets/google-bit-50/config.json");
+pub const BIT50_PREPROCESSOR_JSON: &str =
+    include_str!("../assets/google-bit-50/preprocessor_config.json");
+
+/// The fields of `BitConfig` this engine reads. Defaults are transformers' `BitConfig`
+/// defaults, which are google/bit-50's values.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BitConfig {
+    #[serde(default)]
+    pub model_type: Option<String>,
+    #[serde(default = "default_layer_type")]
+    pub layer_type: String,
+    #[serde(default)]
+    pub global_padding: Option<String>,
+    #[serde(default)]
+    pub embedding_dynamic_padding: bool,
+    #[serde(default = "default_num_groups")]
+    pub num_groups: usize,
+    #[serde(default = "default_depths")]
+    pub depths: Vec<usize>,
+    #[serde(default = "default_hidden_sizes")]
+    pub hidden_sizes: Vec<usize>,
+    #[serde(default = "default_embedding_size")]
+    pub embedding_size: usize,
+    #[serde(default = "default_output_stride")]
+    pub output_stride: usize,
+    #[serde(default = "one")]
+    pub width_factor: usize,
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+    #[serde(default = "three")]
+    pub num_channels: usize,
+    #[serde(default)]
+    pub id2label: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub num_labels: Option<usize>,
+}
+
+fn default_layer_type() -> String {
+    "preactivation".into()
+}
+fn default_num_groups() -> usize {
+    32
+}
+fn default_depths() -> Vec<usize> {
+    vec![3, 4, 6, 3]
+}
+fn default_hidden_sizes() -> Vec<usize> {
+    vec![256, 512, 1024, 2048]
+}
+fn default_embedding_size() -> usize {
+    64
+}
+fn default_output_stride() -> usize {
+    32
+}
+fn default_hidden_act() -> String {
+    "relu".into()
+}
+fn one() -> usize {
+    1
+}
+fn three() -> usize {
+    3
+}
+
+impl BitConfig {
+    /// Parses `config.json` text and refuses what this engine cannot run.
+    pub fn from_json(json: &Value, file: &str) -> Result<Self> {
+        let config: BitConfig = serde_json::from_value(json.clone())
+            .context(|| format!("{file}: not a BiT config"))?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, file: &str) -> Result<()> {
+        let refuse = |field: &str, value: &dyn std::fmt::Debug, why: &str| {
+            Err(Error(format!("{file}: unsupported {field} = {value:?} ({why})")))
+        };
+        if let Some(t) = &self.model_type {
+            if t != "bit" {
+                return refuse("model_type", t, "only BiT models are supported");
+            }
+        }
+        if self.layer_type != "preactivation" {
+            return refuse("layer_type", &self.layer_type, "only \"preactivation\" (ResNet v2) is supported");
+        }
+        if let Some(p) = &self.global_padding {
+            return refuse("global_padding", p, "only null (static symmetric padding) is supported");
+        }
+        if self.embedding_dynamic_padding {
+            return refuse("embedding_dynamic_padding", &true, "only false is supported");
+        }
+        if self.output_stride != 32 {
+            return refuse("output_stride", &self.output_stride, "dilated convolutions are not supported");
+        }
+        if self.width_factor != 1 {
+            return refuse("width_factor", &self.width_factor, "only 1 is supported");
+        }
+        if self.hidden_act != "relu" {
+            return refuse("hidden_act", &self.hidden_act, "only relu is supported");
+        }
+        if self.num_channels != 3 {
+            return refuse("num_channels", &self.num_channels, "only RGB input is supported");
+        }
+        if self.depths.is_empty() || self.depths.len() != self.hidden_sizes.len() || self.depths.contains(&0) {
+            return refuse("depths", &self.depths, "one non-zero depth per hidden size is required");
+        }
+        let g = self.num_groups;
+        if g == 0 {
+            return refuse("num_groups", &g, "must be positive");
+        }
+        // Kernels read 4 channels at a time, and every GroupNorm splits its channels evenly.
+        for &width in &self.hidden_sizes {
+            if width == 0 || width % 16 != 0 || width > 65536 {
+                return refuse("hidden_sizes", &self.hidden_sizes, "each must be a positive multiple of 16");
+            }
+            if (width / 4) % g != 0 {
+                return refuse("num_groups", &g, "each bottleneck width (hidden size / 4) must split evenly into the groups");
+            }
+        }
+        let e = self.embedding_size;
+        if e == 0 || e % 4 != 0 || e % g != 0 || e > 65536 {
+            return refuse("embedding_size", &e, "must be a positive multiple of 4 and of num_groups");
+        }
+        let labels = self.num_classes();
+        if labels == 0 || labels > 100_000 {
+            return refuse("id2label", &labels, "needs between 1 and 100000 labels");
+        }
+        Ok(())
+    }
+
+    /// Number of output classes.
+    pub fn num_classes(&self) -> usize {
+        match &self.id2label {
+            Some(map) if !map.is_empty() => map.len(),
+            _ => self.num_labels.unwrap_or(2),
+        }
+    }
+
+    /// Class names in index order (`LABEL_i` where the config names none).
+    pub fn labels(&self) -> Vec<String> {
+        let n = self.num_classes();
+        let mut labels: Vec<String> = (0..n).map(|i| format!("LABEL_{i}")).collect();
+        if let Some(map) = &self.id2label {
+            for (k, v) in map {
+                if let Ok(i) = k.parse::<usize>() {
+                    if i < n {
+                        labels[i] = v.clone();
+                    }
+                }
+            }
+        }
+        labels
+    }
+
+    /// (in, mid, out) channels and stride of stage `i`.
+    pub fn stage(&self, i: usize) -> StageShape {
+        let out = self.hidden_sizes[i];
+        StageShape {
+            depth: self.depths[i],
+            cin: if i == 0 { self.embedding_size } else { self.hidden_sizes[i - 1] },
+            mid: out / 4,
+            out,
+            stride: if i == 0 { 1 } else { 2 },
+        }
+    }
+
+    pub fn num_stages(&self) -> usize {
+        self.depths.len()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StageShape {
+    pub depth: usize,
+    pub cin: usize,
+    pub mid: usize,
+    pub out: usize,
+    pub stride: usize,
+}
+
+/// The image processor settings (`BitImageProcessor`).
+#[derive(Debug, Clone)]
+pub struct PreprocessorConfig {
+    /// The short side is resized to this many pixels.
+    pub shortest_edge: usize,
+    /// Then a centred `crop` x `crop` square is cut.
+    pub crop: usize,
+    pub rescale_factor: f64,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+#[derive(Deserialize)]
+struct RawPreprocessor {
+    #[serde(default = "yes")]
+    do_resize: bool,
+    size: Option<BTreeMap<String, usize>>,
+    #[serde(default = "bilinear")]
+    resample: u32,
+    #[serde(default = "yes")]
+    do_center_crop: bool,
+    crop_size: Option<BTreeMap<String, usize>>,
+    #[serde(default = "yes")]
+    do_rescale: bool,
+    #[serde(default = "one_over_255")]
+    rescale_factor: f64,
+    #[serde(default = "yes")]
+    do_normalize: bool,
+    image_mean: Option<Vec<f32>>,
+    image_std: Option<Vec<f32>>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn bilinear() -> u32 {
+    2
+}
+fn one_over_255() -> f64 {
+    1.0 / 255.0
+}
+
+impl PreprocessorConfig {
+    pub fn from_json(json: &Value, file: &str) -> Result<Self> {
+        let raw: RawPreprocessor = serde_json::from_value(json.clone())
+            .context(|| format!("{file}: not an image processor config"))?;
+        let refuse = |field: &str, value: &dyn std::fmt::Debug, why: &str| {
+            Err(Error(format!("{file}: unsupported {field} = {value:?} ({why})")))
+        };
+        if !raw.do_resize {
+            return refuse("do_resize", &false, "BiT resizes the short side");
+        }
+        if !raw.do_center_crop {
+            return refuse("do_center_crop", &false, "the network runs on a square crop");
+        }
+        if raw.resample != 2 {
+            return refuse("resample", &raw.resample, "only 2 (PIL bilinear) is implemented");
+        }
+        let size = raw.size.unwrap_or_default();
+        let Some(&shortest_edge) = size.get("shortest_edge") else {
+            return refuse("size", &size, "expected {\"shortest_edge\": N}");
+        };
+        let crop_size = raw.crop_size.unwrap_or_default();
+        let (h, w) = (crop_size.get("height"), crop_size.get("width"));
+        let crop = match (h, w) {
+            (Some(&h), Some(&w)) if h == w => h,
+            _ => return refuse("crop_size", &crop_size, "expected a square {\"height\": N, \"width\": N}"),
+        };
+        if crop == 0 || crop > 4096 || shortest_edge < crop || shortest_edge > 8192 {
+            return refuse("crop_size", &crop, "needs 1 <= crop_size <= shortest_edge <= 8192");
+        }
+        let triple = |field: &str, v: Option<Vec<f32>>, default: f32| -> Result<[f32; 3]> {
+            match v {
+                None => Ok([default; 3]),
+                Some(v) if v.len() == 3 && v.iter().all(|x| x.is_finite()) => Ok([v[0], v[1], v[2]]),
+                Some(v) => Err(Error(format!("{file}: unsupported {field} = {v:?} (expected 3 finite numbers)"))),
+            }
+        };
+        let (mean, std) = if raw.do_normalize {
+            (triple("image_mean", raw.image_mean, 0.5)?, triple("image_std", raw.image_std, 0.5)?)
+        } else {
+            ([0.0; 3], [1.0; 3])
+        };
+        if std.contains(&0.0) {
+            return refuse("image_std", &std, "must not be zero");
+        }
+        let rescale_factor = if raw.do_rescale { raw.rescale_factor } else { 1.0 };
+        Ok(PreprocessorConfig { shortest_edge, crop, rescale_factor, mean, std })
+    }
+}
+
+/// Parses JSON text, naming the file when it is not JSON.
+pub fn parse_json(text: &str, file: &str) -> Result<Value> {
+    serde_json::from_str(text).context(|| format!("{file}: invalid JSON"))
+}
+
+/// The published google/bit-50 config and preprocessing, as JSON values.
+pub fn bit50_defaults() -> (Value, Value) {
+    let config = serde_json::from_str(BIT50_CONFIG_JSON).expect("bundled config.json is valid");
+    let pre = serde_json::from_str(BIT50_PREPROCESSOR_JSON).expect("bundled preprocessor_config.json is valid");
+    (config, pre)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_google_bit50_config_is_the_published_network() {
+        let (c, p) = bit50_defaults();
+        let c = BitConfig::from_json(&c, "config.json").unwrap();
+        assert_eq!(c.depths, [3, 4, 6, 3]);
+        assert_eq!(c.hidden_sizes, [256, 512, 1024, 2048]);
+        assert_eq!(c.num_groups, 32);
+        let labels = c.labels();
+        assert_eq!(labels.len(), 1000);
+        assert_eq!(labels[281], "tabby, tabby cat");
+        let p = PreprocessorConfig::from_json(&p, "preprocessor_config.json").unwrap();
+        assert_eq!((p.shortest_edge, p.crop), (448, 448));
+    }
+
+    #[test]
+    fn unsupported_fields_are_named() {
+        let (c, _) = bit50_defaults();
+        for (field, value) in [
+            ("layer_type", Value::from("bottleneck")),
+            ("global_padding", Value::from("SAME")),
+            ("output_stride", Value::from(16)),
+            ("model_type", Value::from("resnet")),
+        ] {
+            let mut bad = c.clone();
+            bad[field] = value;
+            let err = BitConfig::from_json(&bad, "x/config.json").unwrap_err().0;
+            assert!(err.starts_with("x/config.json: unsupported ") && err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn paddle_form_config_is_accepted() {
+        let (mut c, _) = bit50_defaults();
+        c["label2id"] = Value::Null;
+        c["out_features"] = Value::Null;
+        c["paddlenlp_version"] = Value::from("2.8.1");
+        c.as_object_mut().unwrap().remove("torch_dtype");
+        assert!(BitConfig::from_json(&c, "config.json").is_ok());
+    }
+}

@@ -1,0 +1,411 @@
+//! BiT on the GPU. At load, every weight is uploaded, every pipeline compiled and
+//! every bind group made; the network becomes a fixed list of dispatches over a
+//! few reused activation buffers. Classifying an image writes the input, encodes
+//! that list into one command buffer, submits once and reads back the logits.
+
+use super::Gpu;
+use crate::model::{Conv, GroupNorm, Network};
+use crate::reference::GN_EPS;
+use crate::{bail, Result};
+use std::borrow::Cow;
+
+/// Invocations per workgroup for the element-wise kernels (browsers allow 256).
+const WORKGROUP: u32 = 64;
+/// Activation buffers in rotation: a block needs its input, two inner maps and the shortcut.
+const ACTIVATION_BUFFERS: usize = 4;
+
+struct Pipelines {
+    conv: wgpu::ComputePipeline,
+    conv_norm: wgpu::ComputePipeline,
+    conv_norm_residual: wgpu::ComputePipeline,
+    gn_stats: wgpu::ComputePipeline,
+    max_pool: wgpu::ComputePipeline,
+    pool: wgpu::ComputePipeline,
+    classifier: wgpu::ComputePipeline,
+}
+
+impl Pipelines {
+    fn new(device: &wgpu::Device) -> Self {
+        let module = |name: &str, source: &'static str| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
+            })
+        };
+        let conv = module("conv.wgsl", include_str!("../../shaders/conv.wgsl"));
+        let gn_stats = module("gn_stats.wgsl", include_str!("../../shaders/gn_stats.wgsl"));
+        let max_pool = module("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl"));
+        let pool = module("pool.wgsl", include_str!("../../shaders/pool.wgsl"));
+        let classifier = module("classifier.wgsl", include_str!("../../shaders/classifier.wgsl"));
+        let pipeline = |label: &str, module: &wgpu::ShaderModule, constants: &[(&str, f64)]| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
+                cache: None,
+            })
+        };
+        let size = ("WORKGROUP_SIZE", WORKGROUP as f64);
+        Pipelines {
+            conv: pipeline("conv", &conv, &[size, ("NORM_INPUT", 0.0), ("ADD_RESIDUAL", 0.0)]),
+            conv_norm: pipeline("conv+norm", &conv, &[size, ("NORM_INPUT", 1.0), ("ADD_RESIDUAL", 0.0)]),
+            conv_norm_residual: pipeline("conv+norm+residual", &conv, &[size, ("NORM_INPUT", 1.0), ("ADD_RESIDUAL", 1.0)]),
+            gn_stats: pipeline("gn_stats", &gn_stats, &[]),
+            max_pool: pipeline("max_pool", &max_pool, &[size]),
+            pool: pipeline("pool", &pool, &[size]),
+            classifier: pipeline("classifier", &classifier, &[size]),
+        }
+    }
+}
+
+/// One recorded dispatch.
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    workgroups: (u32, u32),
+}
+
+/// An activation map that can be copied out for inspection after a given dispatch.
+struct TapPoint {
+    after: usize,
+    buffer: wgpu::Buffer,
+    floats: usize,
+}
+
+/// Intermediate maps of one run (`[h][w][c]` order), for tests that locate a mismatch.
+pub struct Taps {
+    pub stem: Vec<f32>,
+    pub stages: Vec<Vec<f32>>,
+    pub pooled: Vec<f32>,
+    pub logits: Vec<f32>,
+}
+
+/// An activation buffer in use and the shape of what it holds.
+#[derive(Clone, Copy)]
+struct Map {
+    buffer: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+pub struct GpuNetwork {
+    pub gpu: Gpu,
+    image_size: usize,
+    classes: usize,
+    features: usize,
+    flops: f64,
+    input: wgpu::Buffer,
+    pooled: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    logits_readback: wgpu::Buffer,
+    dispatches: Vec<Dispatch>,
+    taps: Vec<TapPoint>,
+}
+
+/// Splits `threads` invocations into a 2-D grid of workgroups within the 65,535 limit.
+fn grid(threads: usize, workgroup: u32) -> (u32, u32, u32) {
+    let groups = threads.div_ceil(workgroup as usize).max(1);
+    let x = groups.min(65_535);
+    let y = groups.div_ceil(x);
+    (x as u32, y as u32, x as u32 * workgroup)
+}
+
+/// Collects buffers and dispatches while walking the network once.
+struct Builder<'a> {
+    gpu: &'a Gpu,
+    pipelines: &'a Pipelines,
+    activations: Vec<wgpu::Buffer>,
+    dummy: wgpu::Buffer,
+    dispatches: Vec<Dispatch>,
+}
+
+impl Builder<'_> {
+    fn bind(&self, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+
+    fn push(&mut self, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer], workgroups: (u32, u32)) {
+        let bind_group = self.bind(pipeline, buffers);
+        self.dispatches.push(Dispatch { pipeline: pipeline.clone(), bind_group, workgroups });
+    }
+
+    /// An activation buffer not holding any of `busy`.
+    fn free(&self, busy: &[Map]) -> usize {
+        (0..ACTIVATION_BUFFERS).find(|i| busy.iter().all(|m| m.buffer != *i)).expect("enough activation buffers")
+    }
+
+    /// GroupNorm statistics of `x`, folded with the affine parameters into scale and shift.
+    fn norm(&mut self, x: Map, norm: &GroupNorm, groups: usize, label: &str) -> Result<wgpu::Buffer> {
+        let gamma = self.gpu.storage(&format!("{label}.weight"), &norm.weight)?;
+        let beta = self.gpu.storage(&format!("{label}.bias"), &norm.bias)?;
+        let affine = self.gpu.storage_zeroed(&format!("{label}.affine"), 2 * x.c)?;
+        let params = self.gpu.uniform(
+            label,
+            &[(x.h * x.w) as u32, x.c as u32, (x.c / groups) as u32, 0, (GN_EPS as f32).to_bits(), 0, 0, 0],
+        );
+        let src = &self.activations[x.buffer].clone();
+        self.push(&self.pipelines.gn_stats.clone(), &[&params, src, &gamma, &beta, &affine], (groups as u32, 1));
+        Ok(affine)
+    }
+
+    /// A convolution from `x` into a free buffer, optionally normalizing its input and adding a residual.
+    fn conv(&mut self, x: Map, conv: &Conv, affine: Option<&wgpu::Buffer>, residual: Option<Map>, busy: &[Map], label: &str) -> Result<Map> {
+        let cin = conv.cin.next_multiple_of(4);
+        if x.c != cin {
+            bail!("{label}: input has {} channels, the convolution expects {cin}", x.c);
+        }
+        let weight = if cin == conv.cin {
+            self.gpu.storage(label, &conv.weight)?
+        } else {
+            // The stem reads RGB as 4 channels (RGB0): give its weights a zero 4th input channel.
+            let mut padded = vec![0.0f32; conv.k * conv.k * cin * conv.cout];
+            for tap in 0..conv.k * conv.k {
+                for ci in 0..conv.cin {
+                    let from = (tap * conv.cin + ci) * conv.cout;
+                    let to = (tap * cin + ci) * conv.cout;
+                    padded[to..to + conv.cout].copy_from_slice(&conv.weight[from..from + conv.cout]);
+                }
+            }
+            self.gpu.storage(label, &padded)?
+        };
+        let (oh, ow) = (conv.out_size(x.h), conv.out_size(x.w));
+        let pixel_groups = (oh * ow).div_ceil(4);
+        let (gx, gy, threads_x) = grid(pixel_groups * conv.cout / 4, WORKGROUP);
+        let params = self.gpu.uniform(
+            label,
+            &[
+                x.h as u32,
+                x.w as u32,
+                (cin / 4) as u32,
+                (conv.cout / 4) as u32,
+                oh as u32,
+                ow as u32,
+                conv.k as u32,
+                conv.stride as u32,
+                conv.pad as u32,
+                pixel_groups as u32,
+                threads_x,
+                0,
+            ],
+        );
+        let mut busy = busy.to_vec();
+        busy.push(x);
+        busy.extend(residual);
+        let out = Map { buffer: self.free(&busy), h: oh, w: ow, c: conv.cout };
+        let pipeline = match (affine.is_some(), residual.is_some()) {
+            (false, false) => self.pipelines.conv.clone(),
+            (true, false) => self.pipelines.conv_norm.clone(),
+            (true, true) => self.pipelines.conv_norm_residual.clone(),
+            (false, true) => bail!("{label}: a residual without input norm is not a BiT layer"),
+        };
+        let dummy = self.dummy.clone();
+        let src = self.activations[x.buffer].clone();
+        let dst = self.activations[out.buffer].clone();
+        let residual = residual.map(|r| self.activations[r.buffer].clone()).unwrap_or_else(|| dummy.clone());
+        self.push(&pipeline, &[&params, &src, &weight, affine.unwrap_or(&dummy), &residual, &dst], (gx, gy));
+        Ok(out)
+    }
+}
+
+impl GpuNetwork {
+    /// Uploads the network and records its dispatches. All GPU errors during load are
+    /// caught and returned (out of memory, a limit exceeded).
+    pub async fn new(gpu: Gpu, net: &Network) -> Result<Self> {
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let built = Self::build(&gpu, net);
+        let oom = oom.pop().await;
+        let invalid = scope.pop().await;
+        if let Some(e) = oom.or(invalid) {
+            bail!("cannot set up the network on {}: {e}", gpu.describe());
+        }
+        let (input, pooled, logits, dispatches, taps) = built?;
+        let logits_readback = gpu.readback("logits readback", net.classes());
+        Ok(GpuNetwork {
+            gpu,
+            image_size: net.image_size,
+            classes: net.classes(),
+            features: net.features(),
+            flops: net.flops(),
+            input,
+            pooled,
+            logits,
+            logits_readback,
+            dispatches,
+            taps,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build(gpu: &Gpu, net: &Network) -> Result<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer, Vec<Dispatch>, Vec<TapPoint>)> {
+        let pipelines = Pipelines::new(&gpu.device);
+        let size = net.image_size;
+        // The largest map: the stem's output, or a block's inner or output map.
+        let stem_size = net.stem.out_size(size);
+        let mut largest = stem_size * stem_size * net.stem.cout;
+        let mut s = (stem_size - 1) / 2 + 1;
+        for block in net.stages.iter().flatten() {
+            largest = largest.max(s * s * block.conv1.cout);
+            s = block.conv2.out_size(s);
+            largest = largest.max(s * s * block.conv3.cout);
+        }
+        let activations = (0..ACTIVATION_BUFFERS)
+            .map(|i| gpu.storage_zeroed(&format!("activation {i}"), largest))
+            .collect::<Result<Vec<_>>>()?;
+        let input = gpu.storage_zeroed("input", size * size * 4)?;
+        let mut b = Builder { gpu, pipelines: &pipelines, activations, dummy: gpu.storage_zeroed("unused", 4)?, dispatches: vec![] };
+        let mut taps = Vec::new();
+        let mut tap = |b: &Builder, x: Map| {
+            taps.push(TapPoint { after: b.dispatches.len(), buffer: b.activations[x.buffer].clone(), floats: x.h * x.w * x.c })
+        };
+
+        // Stem: the input sits outside the rotation, so borrow a slot's index for it.
+        b.activations.push(input.clone());
+        let x = Map { buffer: ACTIVATION_BUFFERS, h: size, w: size, c: 4 };
+        let stem = b.conv(x, &net.stem, None, None, &[], "stem")?;
+        let (h, w) = ((stem.h - 1) / 2 + 1, (stem.w - 1) / 2 + 1);
+        let mut x = Map { buffer: b.free(&[stem, x]), h, w, c: stem.c };
+        let (gx, gy, threads_x) = grid(h * w * x.c / 4, WORKGROUP);
+        let params = gpu.uniform("max_pool", &[stem.h as u32, stem.w as u32, (x.c / 4) as u32, w as u32, (h * w * x.c / 4) as u32, threads_x, 0, 0]);
+        let (src, dst) = (b.activations[stem.buffer].clone(), b.activations[x.buffer].clone());
+        b.push(&pipelines.max_pool, &[&params, &src, &dst], (gx, gy));
+        tap(&b, x);
+
+        for (i, stage) in net.stages.iter().enumerate() {
+            for (j, block) in stage.iter().enumerate() {
+                let name = format!("stages.{i}.layers.{j}");
+                let pre = b.norm(x, &block.norm1, net.groups, &format!("{name}.norm1"))?;
+                let shortcut = match &block.downsample {
+                    Some(proj) => b.conv(x, proj, Some(&pre), None, &[], &format!("{name}.downsample"))?,
+                    None => x,
+                };
+                let h1 = b.conv(x, &block.conv1, Some(&pre), None, &[shortcut], &format!("{name}.conv1"))?;
+                let n2 = b.norm(h1, &block.norm2, net.groups, &format!("{name}.norm2"))?;
+                let h2 = b.conv(h1, &block.conv2, Some(&n2), None, &[shortcut], &format!("{name}.conv2"))?;
+                let n3 = b.norm(h2, &block.norm3, net.groups, &format!("{name}.norm3"))?;
+                x = b.conv(h2, &block.conv3, Some(&n3), Some(shortcut), &[], &format!("{name}.conv3"))?;
+            }
+            tap(&b, x);
+        }
+
+        // Head: final GroupNorm + ReLU folded into average pooling, then the classifier.
+        let affine = b.norm(x, &net.norm, net.groups, "norm")?;
+        let features = net.features();
+        let classes = net.classes();
+        let pooled = gpu.storage_zeroed("pooled", features)?;
+        let params = gpu.uniform("pool", &[(x.h * x.w) as u32, features as u32, classes as u32, 0]);
+        let src = b.activations[x.buffer].clone();
+        b.push(&pipelines.pool, &[&params, &src, &affine, &pooled], (features.div_ceil(WORKGROUP as usize) as u32, 1));
+        let weight = gpu.storage("classifier.weight", &net.classifier_weight)?;
+        let bias = gpu.storage("classifier.bias", &net.classifier_bias)?;
+        let logits = gpu.storage_zeroed("logits", classes)?;
+        let params = gpu.uniform("classifier", &[features as u32, classes as u32, 0, 0]);
+        b.push(&pipelines.classifier, &[&params, &pooled, &weight, &bias, &logits], (classes.div_ceil(WORKGROUP as usize) as u32, 1));
+        Ok((input, pooled, logits, b.dispatches, taps))
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.image_size
+    }
+
+    /// Floating-point operations of one forward pass.
+    pub fn flops(&self) -> f64 {
+        self.flops
+    }
+
+    pub fn dispatch_count(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    /// Writes a `[3][size][size]` input as the `[size][size][4]` map the stem reads.
+    fn upload(&self, pixels: &[f32]) -> Result<()> {
+        let plane = self.image_size * self.image_size;
+        if pixels.len() != 3 * plane {
+            bail!("input has {} values, expected 3x{s}x{s} = {}", pixels.len(), 3 * plane, s = self.image_size);
+        }
+        let mut rgb0 = vec![0.0f32; 4 * plane];
+        for p in 0..plane {
+            for c in 0..3 {
+                rgb0[4 * p + c] = pixels[c * plane + p];
+            }
+        }
+        self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(&rgb0));
+        Ok(())
+    }
+
+    /// Encodes every dispatch; with `taps`, copies the tapped maps out between them.
+    fn encode(&self, encoder: &mut wgpu::CommandEncoder, taps: &[(usize, &wgpu::Buffer, &wgpu::Buffer, usize)]) {
+        let mut start = 0;
+        let mut boundaries: Vec<usize> = taps.iter().map(|t| t.0).collect();
+        boundaries.push(self.dispatches.len());
+        for end in boundaries {
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bit50"), timestamp_writes: None });
+                for d in &self.dispatches[start..end] {
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+                }
+            }
+            for (after, src, dst, floats) in taps {
+                if *after == end {
+                    encoder.copy_buffer_to_buffer(src, 0, dst, 0, (*floats * 4) as u64);
+                }
+            }
+            start = end;
+        }
+    }
+
+    /// The logits for one `[3][size][size]` input: one submission, one readback.
+    pub async fn logits(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
+        self.upload(pixels)?;
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut encoder, &[]);
+        encoder.copy_buffer_to_buffer(&self.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
+        self.gpu.queue.submit([encoder.finish()]);
+        self.gpu.read(&self.logits_readback, self.classes).await
+    }
+
+    /// Like [`Self::logits`], also reading back the stem, each stage and the pooled features.
+    /// Allocates readback buffers per call: for tests and debugging, not the hot path.
+    pub async fn taps(&mut self, pixels: &[f32]) -> Result<Taps> {
+        self.upload(pixels)?;
+        let readbacks: Vec<wgpu::Buffer> = self.taps.iter().map(|t| self.gpu.readback("tap", t.floats)).collect();
+        let pooled_readback = self.gpu.readback("pooled", self.features);
+        let copies: Vec<_> = self.taps.iter().zip(&readbacks).map(|(t, r)| (t.after, &t.buffer, r, t.floats)).collect();
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut encoder, &copies);
+        encoder.copy_buffer_to_buffer(&self.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
+        encoder.copy_buffer_to_buffer(&self.pooled, 0, &pooled_readback, 0, (self.features * 4) as u64);
+        self.gpu.queue.submit([encoder.finish()]);
+        let mut maps = Vec::new();
+        for (t, r) in self.taps.iter().zip(&readbacks) {
+            maps.push(self.gpu.read(r, t.floats).await?);
+        }
+        let stem = maps.remove(0);
+        Ok(Taps {
+            stem,
+            stages: maps,
+            pooled: self.gpu.read(&pooled_readback, self.features).await?,
+            logits: self.gpu.read(&self.logits_readback, self.classes).await?,
+        })
+    }
+}
+
+impl std::fmt::Debug for GpuNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuNetwork({}, {} dispatches)", self.gpu.describe(), self.dispatches.len())
+    }
+}

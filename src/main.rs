@@ -1,0 +1,274 @@
+//! The `bit50` command: convert weights, classify images, benchmark — natively,
+//! with the very same WGSL shaders the browser runs.
+
+use bit50::config::{bit50_defaults, parse_json, BitConfig};
+use bit50::gpu::{Gpu, GpuNetwork};
+use bit50::model::Model;
+use bit50::weights::{self, convert, random, Dtype};
+use bit50::{bail, preprocess, reference, top_k, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const USAGE: &str = "\
+bit50 — the BiT-50 image classifier (google/bit-50) on WebGPU
+
+USAGE:
+  bit50 convert SRC --out DIR [--dtype f32|f16] [--max-shard-mb N]
+      SRC: a Hugging Face model folder (config.json, model.safetensors,
+      preprocessor_config.json) or a lone .safetensors file (google/bit-50's
+      config and preprocessing are then assumed). Writes the web weight folder.
+  bit50 classify --model DIR [--top K] [--json] [--logits] [--cpu] IMAGE...
+  bit50 classify --model DIR [--top K] [--json] [--logits] [--cpu] --pixels FILE.npy
+      Top K classes per image (default 5) and the time taken. --json prints one
+      object per line; --logits adds all logits; --cpu runs the reference path;
+      --pixels runs a stored 1x3xHxW float32 tensor, skipping preprocessing.
+  bit50 bench --model DIR [--runs N]
+      Load time, first and warm latency, GFLOP/s and GPU memory.
+  bit50 random-model --out DIR [--seed N] [--like FOLDER]
+      Writes a Hugging Face folder with seeded random weights in google/bit-50's
+      layout (or FOLDER's config.json and preprocessor_config.json), for tests
+      and for demos without the real weights.
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Parsed `--flag value` options and positional arguments.
+struct Args {
+    positional: Vec<String>,
+    options: Vec<(String, Option<String>)>,
+}
+
+impl Args {
+    fn parse(args: &[String], with_value: &[&str], switches: &[&str]) -> Result<Self> {
+        let mut parsed = Args { positional: vec![], options: vec![] };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if with_value.contains(&a.as_str()) {
+                let v = it.next().context(|| format!("{a} needs a value"))?;
+                parsed.options.push((a.clone(), Some(v.clone())));
+            } else if switches.contains(&a.as_str()) {
+                parsed.options.push((a.clone(), None));
+            } else if a.starts_with("--") {
+                bail!("unknown option {a}\n\n{USAGE}");
+            } else {
+                parsed.positional.push(a.clone());
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.options.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.options.iter().any(|(n, _)| n == name)
+    }
+
+    fn number(&self, name: &str, default: usize) -> Result<usize> {
+        match self.value(name) {
+            None => Ok(default),
+            Some(v) => v.parse().context(|| format!("{name} {v:?}: expected a whole number")),
+        }
+    }
+
+    fn required(&self, name: &str) -> Result<&str> {
+        self.value(name).context(|| format!("{name} is required\n\n{USAGE}"))
+    }
+}
+
+fn run(args: &[String]) -> Result<bool> {
+    let Some(command) = args.first() else {
+        print!("{USAGE}");
+        return Ok(true);
+    };
+    let rest = &args[1..];
+    match command.as_str() {
+        "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
+        "classify" => cmd_classify(&Args::parse(rest, &["--model", "--top", "--pixels"], &["--json", "--logits", "--cpu"])?),
+        "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs"], &[])?),
+        "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(true)
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+fn cmd_convert(args: &Args) -> Result<bool> {
+    let [src] = args.positional.as_slice() else {
+        bail!("convert takes one source (a model folder or a .safetensors file)\n\n{USAGE}");
+    };
+    let out = PathBuf::from(args.required("--out")?);
+    let dtype: Dtype = args.value("--dtype").unwrap_or("f32").parse()?;
+    let max_mb = args.number("--max-shard-mb", weights::DEFAULT_MAX_SHARD_BYTES >> 20)?;
+    if max_mb == 0 || max_mb > 1024 {
+        bail!("--max-shard-mb {max_mb}: expected 1 to 1024");
+    }
+    let started = Instant::now();
+    let source = convert::read_source(Path::new(src))?;
+    let (manifest, files) = convert::convert(source, dtype, max_mb << 20)?;
+    weights::write_dir(&out, &manifest, &files)?;
+    let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();
+    println!(
+        "wrote {} ({} shards, {:.1} MB, {:?}) in {:.1} s",
+        out.display(),
+        files.len(),
+        bytes as f64 / 1e6,
+        dtype,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(true)
+}
+
+/// Either the GPU network or the reference, behind one call.
+enum Engine {
+    Gpu(Box<GpuNetwork>),
+    Cpu,
+}
+
+impl Engine {
+    fn new(model: &Model, cpu: bool) -> Result<Self> {
+        if cpu {
+            return Ok(Engine::Cpu);
+        }
+        let gpu = pollster::block_on(Gpu::new())?;
+        Ok(Engine::Gpu(Box::new(pollster::block_on(GpuNetwork::new(gpu, &model.network))?)))
+    }
+
+    fn logits(&mut self, model: &Model, pixels: &[f32]) -> Result<Vec<f32>> {
+        match self {
+            Engine::Gpu(net) => pollster::block_on(net.logits(pixels)),
+            Engine::Cpu => Ok(reference::forward(&model.network, pixels).logits),
+        }
+    }
+}
+
+fn cmd_classify(args: &Args) -> Result<bool> {
+    let model = weights::load_dir(Path::new(args.required("--model")?))?;
+    let k = args.number("--top", 5)?.max(1);
+    let (json, with_logits) = (args.flag("--json"), args.flag("--logits"));
+    let pixels_file = args.value("--pixels");
+    if pixels_file.is_some() == !args.positional.is_empty() {
+        bail!("classify takes either images or --pixels FILE.npy\n\n{USAGE}");
+    }
+    // Check every input before the (slow) engine starts, so a typo costs nothing.
+    let size = model.network.image_size;
+    let stored = match pixels_file {
+        Some(file) => {
+            let bytes = std::fs::read(file).context(|| format!("{file}: cannot read"))?;
+            let (shape, values) = bit50::npy::read_f32(&bytes, file)?;
+            if shape != [1, 3, size, size] {
+                bail!("{file}: shape {shape:?}, this model takes [1, 3, {size}, {size}]");
+            }
+            Some((file.to_string(), values))
+        }
+        None => None,
+    };
+    let mut engine = Engine::new(&model, args.flag("--cpu"))?;
+    let inputs: Vec<String> = match &stored {
+        Some((file, _)) => vec![file.clone()],
+        None => args.positional.clone(),
+    };
+    let mut all_ok = true;
+    for input in &inputs {
+        let started = Instant::now();
+        let result = match &stored {
+            Some((_, values)) => engine.logits(&model, values),
+            None => preprocess::open(Path::new(input))
+                .and_then(|img| engine.logits(&model, &preprocess::preprocess(&img, &model.preprocessor))),
+        };
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        match result {
+            Ok(logits) => print_prediction(input, &logits, &model.labels, k, ms, json, with_logits),
+            Err(e) => {
+                eprintln!("error: {e}");
+                all_ok = false;
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+fn print_prediction(input: &str, logits: &[f32], labels: &[String], k: usize, ms: f64, json: bool, with_logits: bool) {
+    let top = top_k(logits, labels, k);
+    if json {
+        let mut line = serde_json::json!({ "input": input, "top": top, "ms": (ms * 1000.0).round() / 1000.0 });
+        if with_logits {
+            line["logits"] = serde_json::json!(logits);
+        }
+        println!("{line}");
+        return;
+    }
+    println!("{input}  ({ms:.1} ms)");
+    for p in &top {
+        println!("  {:>5}  {:6.2}%  logit {:>9.4}  {}", p.index, p.prob * 100.0, p.logit, p.label);
+    }
+    if with_logits {
+        let all: Vec<String> = logits.iter().map(|x| format!("{x}")).collect();
+        println!("  logits: [{}]", all.join(", "));
+    }
+}
+
+fn cmd_bench(args: &Args) -> Result<bool> {
+    let runs = args.number("--runs", 10)?.max(1);
+    let started = Instant::now();
+    let model = weights::load_dir(Path::new(args.required("--model")?))?;
+    let read = started.elapsed();
+    let gpu = pollster::block_on(Gpu::new())?;
+    let adapter = gpu.describe();
+    let mut net = pollster::block_on(GpuNetwork::new(gpu, &model.network))?;
+    let load = started.elapsed();
+    let pixels = random::input(7, model.network.image_size);
+    let first_started = Instant::now();
+    pollster::block_on(net.logits(&pixels))?;
+    let first = first_started.elapsed().as_secs_f64() * 1e3;
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            pollster::block_on(net.logits(&pixels)).map(|_| t.elapsed().as_secs_f64() * 1e3)
+        })
+        .collect::<Result<_>>()?;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let size = model.network.image_size;
+    println!("model      {} ({size}x{size}, {} classes)", model.name, model.labels.len());
+    println!("adapter    {adapter}");
+    println!("load       {:.0} ms (weights read and checked {:.0} ms)", load.as_secs_f64() * 1e3, read.as_secs_f64() * 1e3);
+    println!("first      {first:.1} ms");
+    println!("warm       {median:.1} ms median of {runs} (min {:.1}, max {:.1})", times[0], times[times.len() - 1]);
+    println!("compute    {:.2} GFLOP/s ({:.2} GFLOP per image, {} dispatches, 1 submit)", net.flops() / median / 1e6, net.flops() / 1e9, net.dispatch_count());
+    println!("gpu memory {:.1} MB in buffers", net.gpu.allocated_bytes() as f64 / 1e6);
+    Ok(true)
+}
+
+fn cmd_random_model(args: &Args) -> Result<bool> {
+    let out = PathBuf::from(args.required("--out")?);
+    let seed = args.number("--seed", 0)? as u64;
+    let (config, preprocessor) = match args.value("--like") {
+        None => bit50_defaults(),
+        Some(folder) => {
+            let read = |file: &str| -> Result<serde_json::Value> {
+                let p = Path::new(folder).join(file);
+                let text = std::fs::read_to_string(&p).context(|| format!("{}: cannot read", p.display()))?;
+                parse_json(&text, &p.display().to_string())
+            };
+            (read("config.json")?, read("preprocessor_config.json")?)
+        }
+    };
+    let parsed = BitConfig::from_json(&config, "config.json")?;
+    random::write_hf_folder(&out, &config, &preprocessor, &random::weights(&parsed, seed))?;
+    println!("wrote {} (seeded random weights, seed {seed})", out.display());
+    Ok(true)
+}

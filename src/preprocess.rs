@@ -1,0 +1,216 @@
+//! Image in, network input out: decode, EXIF orientation, RGB the way PIL converts,
+//! resize of the short side with PIL's antialiased bilinear filter (bit-exact: the
+//! same fixed-point coefficients and rounding as Pillow's Resample.c), centre crop
+//! with floor offsets, rescale and normalise (spec §6).
+
+use crate::config::PreprocessorConfig;
+use crate::{bail, Context, Result};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use std::io::Cursor;
+
+/// Larger images are refused before decoding (a 64 MP photo is ~190 MB as RGB).
+pub const MAX_PIXELS: u64 = 64_000_000;
+/// Smaller images hold too little to classify and are refused.
+pub const MIN_SIDE: u32 = 16;
+
+/// Decodes JPEG, PNG, WebP, GIF (first frame) or BMP bytes into upright RGB.
+pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        bail!("{source}: empty file, not an image");
+    }
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().context(|| format!("{source}: cannot read"))?;
+    if reader.format().is_none() {
+        bail!("{source}: not an image (expected JPEG, PNG, WebP, GIF or BMP)");
+    }
+    let mut decoder = reader.into_decoder().context(|| format!("{source}: cannot decode image"))?;
+    let (w, h) = decoder.dimensions();
+    if w as u64 * h as u64 > MAX_PIXELS {
+        bail!("{source}: image is {w}x{h}, over the limit of {MAX_PIXELS} pixels");
+    }
+    if w < MIN_SIDE || h < MIN_SIDE {
+        bail!("{source}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
+    }
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image"))?;
+    img.apply_orientation(orientation);
+    Ok(to_rgb_like_pil(img))
+}
+
+/// Reads and decodes an image file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open(path: &std::path::Path) -> Result<RgbImage> {
+    let source = path.display().to_string();
+    let bytes = std::fs::read(path).context(|| format!("{source}: cannot read"))?;
+    decode(&bytes, &source)
+}
+
+/// PIL's `convert("RGB")`: alpha is dropped (not composited), grey is repeated,
+/// 16-bit samples keep their high byte.
+fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
+    match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => {
+            let rgb16 = img.to_rgb16();
+            let (w, h) = rgb16.dimensions();
+            RgbImage::from_vec(w, h, rgb16.into_raw().iter().map(|&v| (v >> 8) as u8).collect()).expect("same size")
+        }
+        other => other.to_rgb8(),
+    }
+}
+
+/// Builds an RGB image from RGBA pixels (what a browser's canvas gives).
+pub fn from_rgba(width: u32, height: u32, rgba: &[u8], source: &str) -> Result<RgbImage> {
+    if width as u64 * height as u64 > MAX_PIXELS {
+        bail!("{source}: image is {width}x{height}, over the limit of {MAX_PIXELS} pixels");
+    }
+    if width < MIN_SIDE || height < MIN_SIDE {
+        bail!("{source}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
+    }
+    if rgba.len() as u64 != width as u64 * height as u64 * 4 {
+        bail!("{source}: {} bytes of RGBA for {width}x{height}", rgba.len());
+    }
+    let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    Ok(RgbImage::from_vec(width, height, rgb).expect("size checked"))
+}
+
+/// Size after resizing the short side to `short` (transformers' `get_resize_output_image_size`:
+/// the long side is truncated, `int(short * long / short_in)`).
+pub fn resized_size(width: u32, height: u32, short: usize) -> (usize, usize) {
+    let scaled = |long: u32, short_in: u32| ((short * long as usize) as f64 / short_in as f64) as usize;
+    if width <= height {
+        (short, scaled(height, width))
+    } else {
+        (scaled(width, height), short)
+    }
+}
+
+/// Resize (PIL bilinear) then centre crop to `crop` x `crop`, as uint8 RGB.
+/// Only the cropped window of the resized image is ever computed.
+pub fn resize_and_crop(img: &RgbImage, config: &PreprocessorConfig) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let (rw, rh) = resized_size(w, h, config.shortest_edge);
+    let crop = config.crop;
+    let (left, top) = ((rw - crop) / 2, (rh - crop) / 2);
+    let horizontal = Coefficients::bilinear(w as usize, rw, left, crop);
+    let vertical = Coefficients::bilinear(h as usize, rh, top, crop);
+    // Horizontal pass over the rows the vertical pass reads, then the vertical pass (Pillow's order).
+    let (first_row, last_row) = vertical.rows_used();
+    let src = img.as_raw();
+    let width = w as usize;
+    let mut tmp = vec![0u8; (last_row - first_row) * crop * 3];
+    for y in first_row..last_row {
+        let row = &src[y * width * 3..(y + 1) * width * 3];
+        let out = &mut tmp[(y - first_row) * crop * 3..(y - first_row + 1) * crop * 3];
+        for x in 0..crop {
+            for c in 0..3 {
+                out[x * 3 + c] = horizontal.apply(x, |i| row[i * 3 + c]);
+            }
+        }
+    }
+    let mut out = vec![0u8; crop * crop * 3];
+    for y in 0..crop {
+        for x in 0..crop * 3 {
+            out[y * crop * 3 + x] = vertical.apply(y, |i| tmp[(i - first_row) * crop * 3 + x]);
+        }
+    }
+    RgbImage::from_vec(crop as u32, crop as u32, out).expect("size matches")
+}
+
+/// Pillow's fixed-point resampling weights for a window of output positions.
+struct Coefficients {
+    /// Per output position: first input index and the integer weights.
+    taps: Vec<(usize, Vec<i32>)>,
+}
+
+/// Pillow keeps 22 fractional bits so that a sum of 8-bit products fits an i32.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+impl Coefficients {
+    /// Weights for output positions `first..first + count` of a resize from `in_size` to `out_size`
+    /// with the triangle filter (support 1), widened by the scale when shrinking (antialiasing).
+    fn bilinear(in_size: usize, out_size: usize, first: usize, count: usize) -> Self {
+        let filter = |x: f64| {
+            let x = x.abs();
+            if x < 1.0 { 1.0 - x } else { 0.0 }
+        };
+        let scale = in_size as f64 / out_size as f64;
+        let filterscale = scale.max(1.0);
+        let support = filterscale; // triangle support 1.0, times the scale
+        let taps = (first..first + count)
+            .map(|xx| {
+                let center = (xx as f64 + 0.5) * scale;
+                let ss = 1.0 / filterscale;
+                // C's (int) cast truncates toward zero; values here are >= -support.
+                let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+                let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+                let weights: Vec<f64> = (xmin..xmax).map(|x| filter((x as f64 - center + 0.5) * ss)).collect();
+                let total: f64 = weights.iter().sum();
+                let fixed = weights
+                    .iter()
+                    .map(|&w| {
+                        let w = if total != 0.0 { w / total } else { w };
+                        let scaled = w * (1u32 << PRECISION_BITS) as f64;
+                        (if w < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i32
+                    })
+                    .collect();
+                (xmin, fixed)
+            })
+            .collect();
+        Coefficients { taps }
+    }
+
+    /// Input rows `[first, last)` that any output position reads.
+    fn rows_used(&self) -> (usize, usize) {
+        let first = self.taps.iter().map(|(s, _)| *s).min().unwrap_or(0);
+        let last = self.taps.iter().map(|(s, w)| s + w.len()).max().unwrap_or(0);
+        (first, last)
+    }
+
+    /// One output sample: the weighted sum, rounded and clamped like Pillow's `clip8`.
+    fn apply(&self, out_index: usize, sample: impl Fn(usize) -> u8) -> u8 {
+        let (start, weights) = &self.taps[out_index];
+        let mut acc: i32 = 1 << (PRECISION_BITS - 1);
+        for (k, &w) in weights.iter().enumerate() {
+            acc = acc.wrapping_add(sample(start + k) as i32 * w);
+        }
+        (acc >> PRECISION_BITS).clamp(0, 255) as u8
+    }
+}
+
+/// uint8 HWC -> float32 CHW: `x * rescale_factor` in float64, rounded to f32, then `(x - mean) / std`.
+pub fn normalize(crop: &RgbImage, config: &PreprocessorConfig) -> Vec<f32> {
+    let (w, h) = crop.dimensions();
+    let plane = (w * h) as usize;
+    let mut out = vec![0.0f32; 3 * plane];
+    for (i, px) in crop.pixels().enumerate() {
+        for c in 0..3 {
+            let x = (px.0[c] as f64 * config.rescale_factor) as f32;
+            out[c * plane + i] = (x - config.mean[c]) / config.std[c];
+        }
+    }
+    out
+}
+
+/// The whole processor: decoded image -> `[3][crop][crop]` network input.
+pub fn preprocess(img: &RgbImage, config: &PreprocessorConfig) -> Vec<f32> {
+    normalize(&resize_and_crop(img, config), config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resized_size_truncates_the_long_side() {
+        assert_eq!(resized_size(451, 300, 448), (673, 448)); // 448*451/300 = 673.49
+        assert_eq!(resized_size(300, 451, 448), (448, 673));
+        assert_eq!(resized_size(512, 512, 448), (448, 448));
+    }
+
+    #[test]
+    fn same_size_is_identity() {
+        let img = RgbImage::from_fn(20, 20, |x, y| image::Rgb([x as u8 * 7, y as u8 * 5, (x * y) as u8]));
+        let config = PreprocessorConfig { shortest_edge: 20, crop: 20, rescale_factor: 1.0 / 255.0, mean: [0.5; 3], std: [0.5; 3] };
+        assert_eq!(resize_and_crop(&img, &config), img);
+    }
+}

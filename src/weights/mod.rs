@@ -1,0 +1,278 @@
+//! The web weight format: a folder holding `manifest.json` and safetensors shards.
+//!
+//! ```text
+//! manifest.json            {"format": "bit50-web", "version": 1, "name", "dtype": "f32"|"f16",
+//!                           "config": <config.json>, "preprocessor": <preprocessor_config.json>,
+//!                           "labels": [...], "shards": [{"file", "bytes", "sha256"}]}
+//! weights-00000.safetensors  tensors in kernel layout (see `model`), each shard <= 32 MiB
+//! ```
+//! Nothing read from a manifest or shard is trusted: sizes and hashes are checked
+//! before a byte is parsed, and every tensor name and shape is checked against the config.
+
+pub mod convert;
+pub mod random;
+
+use crate::config::{BitConfig, PreprocessorConfig};
+use crate::model::{parameters, Model, Network, Tensor, TensorMap};
+use crate::{bail, Context, Error, Result};
+use safetensors::{Dtype as StDtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+pub const FORMAT: &str = "bit50-web";
+pub const VERSION: u32 = 1;
+/// Many static hosts cap a file at 25-100 MiB; 32 MiB keeps every shard well inside.
+pub const DEFAULT_MAX_SHARD_BYTES: usize = 32 << 20;
+/// Upper bound on one shard we will read, whatever a manifest claims.
+const MAX_SHARD_BYTES: u64 = 1 << 30;
+
+/// How weights are stored on disk (they are always f32 in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    F16,
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Dtype::F32),
+            "f16" => Ok(Dtype::F16),
+            _ => bail!("--dtype {s:?}: expected f32 or f16"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub name: String,
+    pub dtype: Dtype,
+    pub config: Value,
+    pub preprocessor: Value,
+    pub labels: Vec<String>,
+    pub shards: Vec<Shard>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Shard {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Parses and sanity-checks `manifest.json` (`source` names it in errors).
+    pub fn parse(bytes: &[u8], source: &str) -> Result<Self> {
+        let m: Manifest = serde_json::from_slice(bytes).context(|| format!("{source}: not a bit50 manifest"))?;
+        if m.format != FORMAT || m.version != VERSION {
+            bail!("{source}: format {:?} version {} is not {FORMAT} version {VERSION}", m.format, m.version);
+        }
+        if m.shards.is_empty() || m.shards.len() > 10_000 {
+            bail!("{source}: {} shards listed", m.shards.len());
+        }
+        for s in &m.shards {
+            let plain = !s.file.is_empty()
+                && s.file.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !s.file.starts_with('.');
+            if !plain {
+                bail!("{source}: shard file name {:?} is not a plain file name", s.file);
+            }
+            if s.bytes > MAX_SHARD_BYTES {
+                bail!("{source}: shard {} claims {} bytes (limit {MAX_SHARD_BYTES})", s.file, s.bytes);
+            }
+            if s.sha256.len() != 64 || !s.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                bail!("{source}: shard {} has no valid sha256", s.file);
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn bit_config(&self, source: &str) -> Result<BitConfig> {
+        BitConfig::from_json(&self.config, &format!("{source} (config)"))
+    }
+
+    pub fn preprocessor_config(&self, source: &str) -> Result<PreprocessorConfig> {
+        PreprocessorConfig::from_json(&self.preprocessor, &format!("{source} (preprocessor)"))
+    }
+
+    /// Checks a downloaded or read shard against its manifest entry.
+    pub fn verify_shard(shard: &Shard, bytes: &[u8], source: &str) -> Result<()> {
+        if bytes.len() as u64 != shard.bytes {
+            bail!("{source}: {} bytes, manifest says {}", bytes.len(), shard.bytes);
+        }
+        let hash = sha256_hex(bytes);
+        if !hash.eq_ignore_ascii_case(&shard.sha256) {
+            bail!("{source}: sha256 {hash} does not match the manifest's {}", shard.sha256);
+        }
+        Ok(())
+    }
+
+    /// Builds the model from this manifest and its verified shards' bytes.
+    pub fn into_model(self, shards: &[Vec<u8>], source: &str) -> Result<Model> {
+        let config = self.bit_config(source)?;
+        let preprocessor = self.preprocessor_config(source)?;
+        if self.labels.len() != config.num_classes() {
+            bail!("{source}: {} labels for {} classes", self.labels.len(), config.num_classes());
+        }
+        let mut tensors = TensorMap::new();
+        for (shard, bytes) in self.shards.iter().zip(shards) {
+            read_safetensors(bytes, &shard.file, &mut tensors)?;
+        }
+        let network = Network::from_tensors(&config, preprocessor.crop, tensors, source)?;
+        Ok(Model { name: self.name, labels: self.labels, preprocessor, network })
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads every tensor of a safetensors file as f32 (from F32, F16 or BF16).
+pub fn read_safetensors(bytes: &[u8], source: &str, into: &mut TensorMap) -> Result<()> {
+    let st = SafeTensors::deserialize(bytes).context(|| format!("{source}: not a valid safetensors file"))?;
+    for (name, view) in st.tensors() {
+        let raw = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            StDtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            StDtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            StDtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => bail!("{source}: tensor {name} has dtype {other:?}; expected F32, F16 or BF16"),
+        };
+        if into.insert(name.clone(), Tensor::new(view.shape().to_vec(), data)).is_some() {
+            bail!("{source}: tensor {name} appears twice");
+        }
+    }
+    Ok(())
+}
+
+/// Loads a converted model folder (`manifest.json` + shards) from disk.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_dir(dir: &Path) -> Result<Model> {
+    let manifest_path = dir.join("manifest.json");
+    let source = manifest_path.display().to_string();
+    let bytes = std::fs::read(&manifest_path).context(|| format!("{source}: cannot read"))?;
+    let manifest = Manifest::parse(&bytes, &source)?;
+    let mut shards = Vec::with_capacity(manifest.shards.len());
+    for shard in &manifest.shards {
+        let path = dir.join(&shard.file);
+        let name = path.display().to_string();
+        let len = std::fs::metadata(&path).context(|| format!("{name}: cannot read"))?.len();
+        if len != shard.bytes {
+            bail!("{name}: {len} bytes, manifest says {}", shard.bytes);
+        }
+        let data = std::fs::read(&path).context(|| format!("{name}: cannot read"))?;
+        Manifest::verify_shard(shard, &data, &name)?;
+        shards.push(data);
+    }
+    manifest.into_model(&shards, &source)
+}
+
+/// Everything needed to write a web weight folder.
+pub struct WebModel<'a> {
+    pub name: &'a str,
+    pub config: &'a Value,
+    pub preprocessor: &'a Value,
+    pub labels: Vec<String>,
+    /// Kernel-layout tensors, checked against the config.
+    pub tensors: &'a TensorMap,
+}
+
+/// Serializes `model` into shard files (name, bytes) and the manifest.
+pub fn to_shards(model: &WebModel, dtype: Dtype, max_shard_bytes: usize) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
+    let config = BitConfig::from_json(model.config, model.name)?;
+    let elem = if dtype == Dtype::F32 { 4 } else { 2 };
+    // Header overhead is well under 64 KiB for any shard.
+    let budget = max_shard_bytes.saturating_sub(64 << 10).max(1);
+    let params = parameters(&config);
+    let mut groups: Vec<Vec<&str>> = vec![vec![]];
+    let mut used = 0;
+    for p in &params {
+        let t = model.tensors.get(&p.name).context(|| format!("{}: missing tensor {}", model.name, p.name))?;
+        let size = t.data.len() * elem;
+        if used + size > budget && !groups.last().unwrap().is_empty() {
+            groups.push(vec![]);
+            used = 0;
+        }
+        used += size;
+        groups.last_mut().unwrap().push(&p.name);
+    }
+    let mut files = Vec::new();
+    let mut shards = Vec::new();
+    for (i, names) in groups.iter().enumerate() {
+        let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = names
+            .iter()
+            .map(|n| {
+                let t = &model.tensors[*n];
+                let bytes = match dtype {
+                    Dtype::F32 => bytemuck::cast_slice(&t.data).to_vec(),
+                    Dtype::F16 => t.data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
+                };
+                (n.to_string(), t.shape.clone(), bytes)
+            })
+            .collect();
+        let st_dtype = if dtype == Dtype::F32 { StDtype::F32 } else { StDtype::F16 };
+        let views = encoded
+            .iter()
+            .map(|(n, shape, bytes)| {
+                safetensors::tensor::TensorView::new(st_dtype, shape.clone(), bytes).map(|v| (n.clone(), v))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .context(|| format!("{}: cannot encode shard {i}", model.name))?;
+        let bytes = safetensors::tensor::serialize(views, None).context(|| format!("{}: cannot encode shard {i}", model.name))?;
+        let file = format!("weights-{i:05}.safetensors");
+        shards.push(Shard { file: file.clone(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) });
+        files.push((file, bytes));
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        name: model.name.into(),
+        dtype,
+        config: model.config.clone(),
+        preprocessor: model.preprocessor.clone(),
+        labels: model.labels.clone(),
+        shards,
+    };
+    Ok((manifest, files))
+}
+
+/// Writes a web weight folder atomically: everything goes to a temporary sibling
+/// folder that replaces `out` only once complete, so a failure leaves nothing behind.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_dir(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let name = out.display().to_string();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).context(|| format!("{}: cannot create", parent.display()))?;
+    let leaf = out.file_name().context(|| format!("{name}: not a folder name"))?.to_string_lossy().to_string();
+    let tmp = parent.join(format!(".{leaf}.tmp-{}", std::process::id()));
+    let write = || -> Result<()> {
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).context(|| format!("{}: cannot create", tmp.display()))?;
+        for (file, bytes) in files {
+            std::fs::write(tmp.join(file), bytes).context(|| format!("{name}/{file}: cannot write"))?;
+        }
+        let json = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+        std::fs::write(tmp.join("manifest.json"), json).context(|| format!("{name}/manifest.json: cannot write"))?;
+        if out.exists() {
+            if !out.join("manifest.json").exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+                bail!("{name}: exists and is not a converted model folder; refusing to replace it");
+            }
+            std::fs::remove_dir_all(out).context(|| format!("{name}: cannot replace"))?;
+        }
+        std::fs::rename(&tmp, out).context(|| format!("{name}: cannot move the converted model into place"))
+    };
+    let result = write();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}

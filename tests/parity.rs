@@ -1,0 +1,140 @@
+//! Parity with transformers' BitForImageClassification: the reference (CPU) and the
+//! WGSL kernels (GPU, on lavapipe here and in CI) against logits and layer statistics
+//! that tools/make_fixtures.py recorded, for the tiny model and the full-size google/bit-50
+//! architecture with seeded weights. Every logit within 1e-4 (f32).
+
+mod common;
+
+use bit50::gpu::{Gpu, GpuNetwork};
+use bit50::model::Model;
+use bit50::reference;
+use bit50::weights::{sha256_hex, Dtype};
+use common::*;
+use std::sync::OnceLock;
+
+const LOGIT_TOLERANCE: f32 = 1e-4;
+
+fn model(name: &str) -> &'static Model {
+    static TINY: OnceLock<Model> = OnceLock::new();
+    static FULL: OnceLock<Model> = OnceLock::new();
+    let cell = if name == "tiny" { &TINY } else { &FULL };
+    cell.get_or_init(|| load(name, Dtype::F32))
+}
+
+fn gpu_network(model: &Model) -> GpuNetwork {
+    let gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+    pollster::block_on(GpuNetwork::new(gpu, &model.network)).unwrap()
+}
+
+fn check_generator(name: &str) {
+    let want = &expected(name)["tensor_sha256"];
+    let tensors = torch_weights(name);
+    // The fixture also hashes the seeded input under "input".
+    assert_eq!(tensors.len() + 1, want.as_object().unwrap().len());
+    for (tensor, t) in &tensors {
+        let got = sha256_hex(bytemuck::cast_slice(&t.data));
+        assert_eq!(got, want[tensor].as_str().unwrap(), "{name}: generated {tensor} differs from the fixture script's");
+    }
+    let input = uniform_input(name);
+    assert_eq!(sha256_hex(bytemuck::cast_slice(&input)), want["input"].as_str().unwrap());
+}
+
+#[test]
+fn generator_draws_the_fixture_scripts_weights_tiny() {
+    check_generator("tiny");
+}
+
+#[test]
+fn generator_draws_the_fixture_scripts_weights_full() {
+    check_generator("full");
+}
+
+fn check_logits(what: &str, got: &[f32], model: &str, input: &str) {
+    let want = expected_logits(model, input);
+    let err = max_abs_diff(got, &want);
+    println!("{what} {model} {input}: max |logit - transformers| = {err:.2e}");
+    assert!(err <= LOGIT_TOLERANCE, "{what} {model} {input}: max logit error {err} > {LOGIT_TOLERANCE}");
+    assert_eq!(top5(got), expected_top5(model, input), "{what} {model} {input}: top-5");
+}
+
+fn check_cpu(name: &str) {
+    let m = model(name);
+    for input in inputs() {
+        let out = reference::forward(&m.network, &input_of(name, input));
+        let stats = &expected(name)["inputs"][input]["stats"];
+        let maps = [("stem", &out.stem), ("stage1", &out.stages[0]), ("stage2", &out.stages[1]), ("stage3", &out.stages[2]), ("stage4", &out.stages[3]), ("norm", &out.norm)];
+        for (map, act) in maps {
+            compare_map(&format!("cpu {name} {input} {map}"), &act.data, &stats[map]).unwrap();
+        }
+        compare_map(&format!("cpu {name} {input} pooled"), &out.pooled, &stats["pooled"]).unwrap();
+        check_logits("cpu", &out.logits, name, input);
+    }
+}
+
+fn input_of(name: &str, input: &str) -> Vec<f32> {
+    common::input(name, input)
+}
+
+#[test]
+fn cpu_reference_matches_transformers_tiny() {
+    check_cpu("tiny");
+}
+
+#[test]
+fn cpu_reference_matches_transformers_full() {
+    check_cpu("full");
+}
+
+fn check_gpu(name: &str) {
+    let m = model(name);
+    let mut net = gpu_network(m);
+    for input in inputs() {
+        let taps = pollster::block_on(net.taps(&input_of(name, input))).unwrap();
+        let stats = &expected(name)["inputs"][input]["stats"];
+        compare_map(&format!("gpu {name} {input} stem"), &taps.stem, &stats["stem"]).unwrap();
+        for (i, stage) in taps.stages.iter().enumerate() {
+            compare_map(&format!("gpu {name} {input} stage{}", i + 1), stage, &stats[format!("stage{}", i + 1).as_str()]).unwrap();
+        }
+        compare_map(&format!("gpu {name} {input} pooled"), &taps.pooled, &stats["pooled"]).unwrap();
+        check_logits("gpu", &taps.logits, name, input);
+        // The plain path (no taps) gives the very same logits.
+        assert_eq!(pollster::block_on(net.logits(&input_of(name, input))).unwrap(), taps.logits);
+    }
+}
+
+#[test]
+fn gpu_kernels_match_transformers_tiny() {
+    check_gpu("tiny");
+}
+
+#[test]
+fn gpu_kernels_match_transformers_full() {
+    check_gpu("full");
+}
+
+/// f16 storage halves the download; its error is measured here and must keep the top-5.
+fn check_f16(name: &str) {
+    let m = load(name, Dtype::F16);
+    let mut net = gpu_network(&m);
+    let mut worst: f32 = 0.0;
+    for input in inputs() {
+        let logits = pollster::block_on(net.logits(&input_of(name, input))).unwrap();
+        let err = max_abs_diff(&logits, &expected_logits(name, input));
+        worst = worst.max(err);
+        println!("f16 {name} {input}: max |logit - transformers| = {err:.2e}");
+        if input != "uniform" {
+            assert_eq!(top5(&logits), expected_top5(name, input), "f16 {name} {input}: top-5");
+        }
+    }
+    assert!(worst < 0.05, "f16 {name}: max logit error {worst}");
+}
+
+#[test]
+fn f16_weights_keep_the_top5_tiny() {
+    check_f16("tiny");
+}
+
+#[test]
+fn f16_weights_keep_the_top5_full() {
+    check_f16("full");
+}
