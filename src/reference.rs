@@ -70,6 +70,19 @@ pub fn forward(net: &Network, pixels: &[f32]) -> Forward {
     Forward { stem, stages, norm, pooled, logits }
 }
 
+/// Class activation map of `class`: each pixel of the final (normalized) feature map
+/// dotted with the class's classifier column. Its mean plus the bias is the logit.
+pub fn class_map(net: &Network, forward: &Forward, class: usize) -> Vec<f32> {
+    let classes = net.classes();
+    let x = &forward.norm;
+    (0..x.h * x.w)
+        .map(|p| {
+            let features = &x.data[p * x.c..(p + 1) * x.c];
+            features.iter().enumerate().map(|(c, &v)| v as f64 * net.classifier_weight[c * classes + class] as f64).sum::<f64>() as f32
+        })
+        .collect()
+}
+
 /// Pre-activation bottleneck: the projection shortcut reads the pre-activated input,
 /// the identity shortcut the raw input; no activation after the add.
 fn bottleneck(x: &Activation, b: &Block, groups: usize) -> Activation {

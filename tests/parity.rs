@@ -138,3 +138,35 @@ fn f16_weights_keep_the_top5_tiny() {
 fn f16_weights_keep_the_top5_full() {
     check_f16("full");
 }
+
+/// `embed` returns the pooled features and `explain` a class activation map whose
+/// mean plus the class bias is the logit; both agree with the reference.
+fn check_embed_explain(name: &str) {
+    let m = model(name);
+    let mut net = gpu_network(m);
+    let pixels = input_of(name, "cat.png");
+    let out = reference::forward(&m.network, &pixels);
+    let (logits, pooled) = pollster::block_on(net.embed(&pixels)).unwrap();
+    assert!(max_abs_diff(&pooled, &out.pooled) < 1e-5, "pooled features differ from the reference");
+    assert!(max_abs_diff(&logits, &out.logits) < 1e-4);
+    let class = top5(&logits)[0];
+    let (_, map) = pollster::block_on(net.explain(&pixels, class)).unwrap();
+    let want = reference::class_map(&m.network, &out, class);
+    assert_eq!(map.len(), out.norm.h * out.norm.w);
+    let scale = want.iter().fold(1.0f32, |s, x| s.max(x.abs()));
+    assert!(max_abs_diff(&map, &want) < 1e-4 * scale, "class map differs from the reference");
+    let mean = map.iter().map(|&x| x as f64).sum::<f64>() / map.len() as f64;
+    let logit = mean + m.network.classifier_bias[class] as f64;
+    assert!((logit - logits[class] as f64).abs() < 1e-4, "mean of the class map + bias = {logit}, logit {}", logits[class]);
+    assert!(pollster::block_on(net.explain(&pixels, m.network.classes())).is_err());
+}
+
+#[test]
+fn embed_and_explain_match_the_reference_tiny() {
+    check_embed_explain("tiny");
+}
+
+#[test]
+fn embed_and_explain_match_the_reference_full() {
+    check_embed_explain("full");
+}

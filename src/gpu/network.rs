@@ -22,6 +22,7 @@ struct Pipelines {
     max_pool: wgpu::ComputePipeline,
     pool: wgpu::ComputePipeline,
     classifier: wgpu::ComputePipeline,
+    class_map: wgpu::ComputePipeline,
 }
 
 impl Pipelines {
@@ -37,6 +38,7 @@ impl Pipelines {
         let max_pool = module("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl"));
         let pool = module("pool.wgsl", include_str!("../../shaders/pool.wgsl"));
         let classifier = module("classifier.wgsl", include_str!("../../shaders/classifier.wgsl"));
+        let class_map = module("class_map.wgsl", include_str!("../../shaders/class_map.wgsl"));
         let pipeline = |label: &str, module: &wgpu::ShaderModule, constants: &[(&str, f64)]| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(label),
@@ -56,6 +58,7 @@ impl Pipelines {
             max_pool: pipeline("max_pool", &max_pool, &[size]),
             pool: pipeline("pool", &pool, &[size]),
             classifier: pipeline("classifier", &classifier, &[size]),
+            class_map: pipeline("class_map", &class_map, &[size]),
         }
     }
 }
@@ -97,12 +100,24 @@ pub struct GpuNetwork {
     classes: usize,
     features: usize,
     flops: f64,
+    recorded: Recorded,
+    logits_readback: wgpu::Buffer,
+    pooled_readback: wgpu::Buffer,
+    map_readback: wgpu::Buffer,
+}
+
+/// Everything `build` makes: the dispatch list and the buffers the caller reads or writes.
+struct Recorded {
     input: wgpu::Buffer,
     pooled: wgpu::Buffer,
     logits: wgpu::Buffer,
-    logits_readback: wgpu::Buffer,
     dispatches: Vec<Dispatch>,
     taps: Vec<TapPoint>,
+    /// The class activation map: its dispatch (run after the network), class uniform and output.
+    class_map: Dispatch,
+    class_uniform: wgpu::Buffer,
+    map: wgpu::Buffer,
+    map_pixels: usize,
 }
 
 /// Splits `threads` invocations into a 2-D grid of workgroups within the 65,535 limit.
@@ -229,27 +244,27 @@ impl GpuNetwork {
         let oom = oom.pop().await;
         let invalid = scope.pop().await;
         if let Some(e) = oom.or(invalid) {
-            bail!("cannot set up the network on {}: {e}", gpu.describe());
+            let one_line = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            bail!("cannot set up the network on {}: {one_line}", gpu.describe());
         }
-        let (input, pooled, logits, dispatches, taps) = built?;
+        let recorded = built?;
         let logits_readback = gpu.readback("logits readback", net.classes());
+        let pooled_readback = gpu.readback("pooled readback", net.features());
+        let map_readback = gpu.readback("class map readback", recorded.map_pixels);
         Ok(GpuNetwork {
             gpu,
             image_size: net.image_size,
             classes: net.classes(),
             features: net.features(),
             flops: net.flops(),
-            input,
-            pooled,
-            logits,
+            recorded,
             logits_readback,
-            dispatches,
-            taps,
+            pooled_readback,
+            map_readback,
         })
     }
 
-    #[allow(clippy::type_complexity)]
-    fn build(gpu: &Gpu, net: &Network) -> Result<(wgpu::Buffer, wgpu::Buffer, wgpu::Buffer, Vec<Dispatch>, Vec<TapPoint>)> {
+    fn build(gpu: &Gpu, net: &Network) -> Result<Recorded> {
         let pipelines = Pipelines::new(&gpu.device);
         let size = net.image_size;
         // The largest map: the stem's output, or a block's inner or output map.
@@ -313,7 +328,17 @@ impl GpuNetwork {
         let logits = gpu.storage_zeroed("logits", classes)?;
         let params = gpu.uniform("classifier", &[features as u32, classes as u32, 0, 0]);
         b.push(&pipelines.classifier, &[&params, &pooled, &weight, &bias, &logits], (classes.div_ceil(WORKGROUP as usize) as u32, 1));
-        Ok((input, pooled, logits, b.dispatches, taps))
+
+        // Kept aside, run only by `explain`: the class activation map of the last feature map.
+        let map_pixels = x.h * x.w;
+        let map = gpu.storage_zeroed("class map", map_pixels)?;
+        let class_uniform = gpu.uniform("class_map", &[map_pixels as u32, features as u32, classes as u32, 0]);
+        let class_map = Dispatch {
+            pipeline: pipelines.class_map.clone(),
+            bind_group: b.bind(&pipelines.class_map, &[&class_uniform, &src, &affine, &weight, &map]),
+            workgroups: (map_pixels.div_ceil(WORKGROUP as usize) as u32, 1),
+        };
+        Ok(Recorded { input, pooled, logits, dispatches: b.dispatches, taps, class_map, class_uniform, map, map_pixels })
     }
 
     pub fn image_size(&self) -> usize {
@@ -326,7 +351,7 @@ impl GpuNetwork {
     }
 
     pub fn dispatch_count(&self) -> usize {
-        self.dispatches.len()
+        self.recorded.dispatches.len()
     }
 
     /// Writes a `[3][size][size]` input as the `[size][size][4]` map the stem reads.
@@ -341,7 +366,7 @@ impl GpuNetwork {
                 rgb0[4 * p + c] = pixels[c * plane + p];
             }
         }
-        self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(&rgb0));
+        self.gpu.queue.write_buffer(&self.recorded.input, 0, bytemuck::cast_slice(&rgb0));
         Ok(())
     }
 
@@ -349,11 +374,11 @@ impl GpuNetwork {
     fn encode(&self, encoder: &mut wgpu::CommandEncoder, taps: &[(usize, &wgpu::Buffer, &wgpu::Buffer, usize)]) {
         let mut start = 0;
         let mut boundaries: Vec<usize> = taps.iter().map(|t| t.0).collect();
-        boundaries.push(self.dispatches.len());
+        boundaries.push(self.recorded.dispatches.len());
         for end in boundaries {
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("bit50"), timestamp_writes: None });
-                for d in &self.dispatches[start..end] {
+                for d in &self.recorded.dispatches[start..end] {
                     pass.set_pipeline(&d.pipeline);
                     pass.set_bind_group(0, &d.bind_group, &[]);
                     pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
@@ -373,32 +398,68 @@ impl GpuNetwork {
         self.upload(pixels)?;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         self.encode(&mut encoder, &[]);
-        encoder.copy_buffer_to_buffer(&self.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
+        encoder.copy_buffer_to_buffer(&self.recorded.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
         self.gpu.queue.submit([encoder.finish()]);
         self.gpu.read(&self.logits_readback, self.classes).await
+    }
+
+    /// The logits and the pooled features (the 2,048-d embedding), in one submission.
+    pub async fn embed(&mut self, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.upload(pixels)?;
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut encoder, &[]);
+        encoder.copy_buffer_to_buffer(&self.recorded.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
+        encoder.copy_buffer_to_buffer(&self.recorded.pooled, 0, &self.pooled_readback, 0, (self.features * 4) as u64);
+        self.gpu.queue.submit([encoder.finish()]);
+        let logits = self.gpu.read(&self.logits_readback, self.classes).await?;
+        Ok((logits, self.gpu.read(&self.pooled_readback, self.features).await?))
+    }
+
+    /// The logits and the class activation map of `class` (`[h][w]` of the last
+    /// feature map: 14x14 at 448), in one submission.
+    pub async fn explain(&mut self, pixels: &[f32], class: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        if class >= self.classes {
+            bail!("class {class} out of range: this model has {} classes", self.classes);
+        }
+        self.upload(pixels)?;
+        let r = &self.recorded;
+        let params = [r.map_pixels as u32, self.features as u32, self.classes as u32, class as u32];
+        self.gpu.queue.write_buffer(&r.class_uniform, 0, bytemuck::cast_slice(&params));
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut encoder, &[]);
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&r.class_map.pipeline);
+            pass.set_bind_group(0, &r.class_map.bind_group, &[]);
+            pass.dispatch_workgroups(r.class_map.workgroups.0, 1, 1);
+        }
+        encoder.copy_buffer_to_buffer(&r.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
+        encoder.copy_buffer_to_buffer(&r.map, 0, &self.map_readback, 0, (r.map_pixels * 4) as u64);
+        self.gpu.queue.submit([encoder.finish()]);
+        let logits = self.gpu.read(&self.logits_readback, self.classes).await?;
+        Ok((logits, self.gpu.read(&self.map_readback, r.map_pixels).await?))
     }
 
     /// Like [`Self::logits`], also reading back the stem, each stage and the pooled features.
     /// Allocates readback buffers per call: for tests and debugging, not the hot path.
     pub async fn taps(&mut self, pixels: &[f32]) -> Result<Taps> {
         self.upload(pixels)?;
-        let readbacks: Vec<wgpu::Buffer> = self.taps.iter().map(|t| self.gpu.readback("tap", t.floats)).collect();
-        let pooled_readback = self.gpu.readback("pooled", self.features);
-        let copies: Vec<_> = self.taps.iter().zip(&readbacks).map(|(t, r)| (t.after, &t.buffer, r, t.floats)).collect();
+        let readbacks: Vec<wgpu::Buffer> = self.recorded.taps.iter().map(|t| self.gpu.readback("tap", t.floats)).collect();
+        let copies: Vec<_> = self.recorded.taps.iter().zip(&readbacks).map(|(t, r)| (t.after, &t.buffer, r, t.floats)).collect();
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         self.encode(&mut encoder, &copies);
-        encoder.copy_buffer_to_buffer(&self.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
-        encoder.copy_buffer_to_buffer(&self.pooled, 0, &pooled_readback, 0, (self.features * 4) as u64);
+        encoder.copy_buffer_to_buffer(&self.recorded.logits, 0, &self.logits_readback, 0, (self.classes * 4) as u64);
+        encoder.copy_buffer_to_buffer(&self.recorded.pooled, 0, &self.pooled_readback, 0, (self.features * 4) as u64);
         self.gpu.queue.submit([encoder.finish()]);
         let mut maps = Vec::new();
-        for (t, r) in self.taps.iter().zip(&readbacks) {
+        for (t, r) in self.recorded.taps.iter().zip(&readbacks) {
             maps.push(self.gpu.read(r, t.floats).await?);
         }
         let stem = maps.remove(0);
         Ok(Taps {
             stem,
             stages: maps,
-            pooled: self.gpu.read(&pooled_readback, self.features).await?,
+            pooled: self.gpu.read(&self.pooled_readback, self.features).await?,
             logits: self.gpu.read(&self.logits_readback, self.classes).await?,
         })
     }
@@ -406,6 +467,6 @@ impl GpuNetwork {
 
 impl std::fmt::Debug for GpuNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GpuNetwork({}, {} dispatches)", self.gpu.describe(), self.dispatches.len())
+        write!(f, "GpuNetwork({}, {} dispatches)", self.gpu.describe(), self.recorded.dispatches.len())
     }
 }
