@@ -6,7 +6,7 @@
 
 use super::{to_shards, Dtype, Manifest, WebModel};
 use crate::config::{bit50_defaults, parse_json, BitConfig};
-use crate::model::{check_names, parameters, Role, Tensor, TensorMap};
+use crate::model::{check_names, parameters, Param, Role, Tensor, TensorMap};
 use crate::{bail, Context, Result};
 use serde_json::Value;
 use std::path::Path;
@@ -45,39 +45,277 @@ pub fn detect(head: &[u8]) -> Format {
     }
 }
 
-/// Reads a Hugging Face model folder, or a lone weights file (config and
-/// preprocessing then default to google/bit-50's).
+/// How a source names and lays out its tensors (spec §4, §5).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scheme {
+    /// transformers: `bit.*`, `classifier.1.*`, torch layout.
+    HuggingFace,
+    /// PaddleNLP: transformers' names, but `classifier.1.weight` is `[in, out]`.
+    Paddle,
+    /// timm: `stem.conv`, `stages.{i}.blocks.{j}`, `norm`, `head.fc` (a 1x1 conv).
+    Timm,
+    /// The original Big Transfer `.npz`: TensorFlow names under `resnet/`, HWIO kernels.
+    BitNpz,
+}
+
+/// Reads the tensors of one weights file, whatever its format, under the file's own names.
+pub fn read_weights(bytes: &[u8], source: &str) -> Result<(Scheme, TensorMap)> {
+    let mut tensors = TensorMap::new();
+    let paddle = match detect(bytes) {
+        Format::Safetensors => {
+            super::read_safetensors(bytes, source, &mut tensors)?;
+            false
+        }
+        Format::Zip => {
+            let zip = super::zip::Zip::parse(bytes, source)?;
+            let pkl = zip.entries.iter().find(|e| e.name == "data.pkl" || e.name.ends_with("/data.pkl"));
+            if let Some(pkl) = pkl {
+                // torch.save: {prefix}/data.pkl and raw storages at {prefix}/data/{key}.
+                let prefix = pkl.name.strip_suffix("data.pkl").expect("matched").to_string();
+                if let Some(order) = zip.find(&format!("{prefix}byteorder")) {
+                    let order = zip.read(order)?;
+                    if &order[..] != b"little" {
+                        bail!("{source}: byte order {:?} is not supported", String::from_utf8_lossy(&order));
+                    }
+                }
+                let data = zip.read(pkl)?;
+                let pickle = super::pickle::load(&data, &format!("{source}: {}", pkl.name), true)?;
+                let storage = |key: &str| {
+                    let name = format!("{prefix}data/{key}");
+                    match zip.find(&name) {
+                        Some(e) => zip.read(e),
+                        None => bail!("{source}: storage {name} is missing from the archive"),
+                    }
+                };
+                // Every element takes at least 2 bytes of the file unless tensors share storage: bound the total.
+                tensors = pickle.torch_dict(storage, false, bytes.len() as u64)?;
+            } else if !zip.entries.is_empty() && zip.entries.iter().all(|e| e.name.ends_with(".npy")) {
+                tensors = super::npz::read_npz(&zip, source)?;
+            } else {
+                bail!("{source}: a zip archive that is neither a torch checkpoint (data.pkl) nor a numpy .npz");
+            }
+            false
+        }
+        Format::Pickle => {
+            let pickle = super::pickle::load(bytes, source, false)?;
+            tensors = pickle.numpy_dict(&["StructuredToParameterName@@"])?;
+            true
+        }
+        Format::Unknown => {
+            bail!("{source}: not a weights file (expected safetensors, a torch .bin, a PaddlePaddle .pdparams or a numpy .npz)")
+        }
+    };
+    let scheme = if tensors.keys().any(|k| k.starts_with("resnet/")) {
+        Scheme::BitNpz
+    } else if tensors.contains_key("stem.conv.weight") {
+        Scheme::Timm
+    } else if paddle {
+        Scheme::Paddle
+    } else {
+        Scheme::HuggingFace
+    };
+    Ok((scheme, tensors))
+}
+
+/// How one parameter is stored in a scheme: its name there, its shape there, and
+/// how to bring it to transformers' torch layout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Layout {
+    Same,
+    /// `[in, out]` -> `[out, in]`.
+    Transposed,
+    /// `[out, in, 1, 1]` -> `[out, in]`.
+    Squeezed,
+    /// TensorFlow HWIO -> OIHW.
+    Hwio,
+    /// `[1, 1, in, out]` -> `[out, in]`.
+    HwioDense,
+}
+
+fn stored_as(scheme: Scheme, p: &Param) -> (String, Vec<usize>, Layout) {
+    let s = &p.torch_shape;
+    let name = p.name.as_str();
+    match scheme {
+        Scheme::HuggingFace => (p.name.clone(), s.clone(), Layout::Same),
+        Scheme::Paddle => match p.role {
+            Role::ClassifierWeight => (p.name.clone(), vec![s[1], s[0]], Layout::Transposed),
+            _ => (p.name.clone(), s.clone(), Layout::Same),
+        },
+        Scheme::Timm => {
+            let n = if name == "bit.embedder.convolution.weight" {
+                "stem.conv.weight".to_string()
+            } else if let Some(rest) = name.strip_prefix("bit.encoder.stages.") {
+                format!("stages.{}", rest.replacen(".layers.", ".blocks.", 1))
+            } else if let Some(rest) = name.strip_prefix("bit.") {
+                rest.to_string()
+            } else {
+                name.replace("classifier.1.", "head.fc.")
+            };
+            match p.role {
+                Role::ClassifierWeight => (n, vec![s[0], s[1], 1, 1], Layout::Squeezed),
+                _ => (n, s.clone(), Layout::Same),
+            }
+        }
+        Scheme::BitNpz => {
+            let n = if name == "bit.embedder.convolution.weight" {
+                "resnet/root_block/standardized_conv2d/kernel".to_string()
+            } else if let Some(rest) = name.strip_prefix("bit.encoder.stages.") {
+                let mut parts = rest.splitn(4, '.');
+                let i: usize = parts.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                parts.next(); // "layers"
+                let j: usize = parts.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+                let leaf = match parts.next().unwrap_or("") {
+                    "downsample.conv.weight" => "a/proj/standardized_conv2d/kernel",
+                    "conv1.weight" => "a/standardized_conv2d/kernel",
+                    "conv2.weight" => "b/standardized_conv2d/kernel",
+                    "conv3.weight" => "c/standardized_conv2d/kernel",
+                    "norm1.weight" => "a/group_norm/gamma",
+                    "norm1.bias" => "a/group_norm/beta",
+                    "norm2.weight" => "b/group_norm/gamma",
+                    "norm2.bias" => "b/group_norm/beta",
+                    "norm3.weight" => "c/group_norm/gamma",
+                    "norm3.bias" => "c/group_norm/beta",
+                    other => other,
+                };
+                format!("resnet/block{}/unit{:02}/{leaf}", i + 1, j + 1)
+            } else {
+                match name {
+                    "bit.norm.weight" => "resnet/group_norm/gamma",
+                    "bit.norm.bias" => "resnet/group_norm/beta",
+                    "classifier.1.weight" => "resnet/head/conv2d/kernel",
+                    "classifier.1.bias" => "resnet/head/conv2d/bias",
+                    other => other,
+                }
+                .to_string()
+            };
+            match p.role {
+                Role::Conv { .. } => (n, vec![s[2], s[3], s[1], s[0]], Layout::Hwio),
+                Role::ClassifierWeight => (n, vec![1, 1, s[1], s[0]], Layout::HwioDense),
+                _ => (n, s.clone(), Layout::Same),
+            }
+        }
+    }
+}
+
+/// Renames and relayouts a source's tensors to transformers' names in torch layout,
+/// after checking names (missing / unexpected, in the source's own names) and shapes.
+pub fn normalize(config: &BitConfig, scheme: Scheme, mut tensors: TensorMap, source: &str) -> Result<TensorMap> {
+    let params = parameters(config);
+    let stored: Vec<(String, Vec<usize>, Layout)> = params.iter().map(|p| stored_as(scheme, p)).collect();
+    let as_params: Vec<Param> = params
+        .iter()
+        .zip(&stored)
+        .map(|(p, (name, shape, _))| Param { name: name.clone(), role: p.role, torch_shape: shape.clone() })
+        .collect();
+    check_names(&as_params, &tensors, source)?;
+    let mut out = TensorMap::new();
+    for (p, (name, shape, layout)) in params.iter().zip(stored) {
+        let t = tensors.remove(&name).expect("names checked");
+        if t.shape != shape {
+            bail!("{source}: tensor {name} has shape {:?}, expected {shape:?}", t.shape);
+        }
+        let data = match layout {
+            Layout::Same | Layout::Squeezed => t.data,
+            Layout::Transposed => transpose(&t.data, shape[0], shape[1]),
+            Layout::HwioDense => transpose(&t.data, shape[2], shape[3]),
+            Layout::Hwio => {
+                let [kh, kw, ci, co] = [shape[0], shape[1], shape[2], shape[3]];
+                let mut d = vec![0.0f32; t.data.len()];
+                for y in 0..kh {
+                    for x in 0..kw {
+                        for i in 0..ci {
+                            for o in 0..co {
+                                d[((o * ci + i) * kh + y) * kw + x] = t.data[((y * kw + x) * ci + i) * co + o];
+                            }
+                        }
+                    }
+                }
+                d
+            }
+        };
+        out.insert(p.name.clone(), Tensor::new(p.torch_shape.clone(), data));
+    }
+    Ok(out)
+}
+
+/// Weight file names tried first in a folder, in order; otherwise the one file whose content is weights.
+const WEIGHT_FILES: [&str; 4] = ["model.safetensors", "pytorch_model.bin", "model_state.pdparams", "open_clip_pytorch_model.bin"];
+
+#[cfg(not(target_arch = "wasm32"))]
+fn find_weights(dir: &Path) -> Result<std::path::PathBuf> {
+    use std::io::Read;
+    let shown = dir.display();
+    for f in WEIGHT_FILES {
+        if dir.join(f).is_file() {
+            return Ok(dir.join(f));
+        }
+    }
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).context(|| format!("{shown}: cannot list"))?;
+    for entry in entries.take(10_000).flatten() {
+        let p = entry.path();
+        if !p.is_file() || p.extension().is_some_and(|e| e == "json") {
+            continue;
+        }
+        let mut head = [0u8; 16];
+        let n = std::fs::File::open(&p).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+        if detect(&head[..n]) != Format::Unknown {
+            found.push(p);
+        }
+    }
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => bail!("{shown}: no weights file found (expected model.safetensors, pytorch_model.bin, model_state.pdparams or a .npz)"),
+        _ => {
+            let names: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+            bail!("{shown}: several weights files ({}); convert one of them", names.join(", "))
+        }
+    }
+}
+
+/// Reads a model folder (Hugging Face, PaddleNLP or timm) or a lone weights file
+/// (safetensors, torch .bin, .pdparams, BiT .npz), detected by content. The config
+/// and preprocessing are `config.json` and `preprocessor_config.json` beside the
+/// weights when they are BiT configs, else google/bit-50's.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_source(path: &Path) -> Result<Source> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).context(|| format!("{shown}: cannot read"))?;
-    let (defaults_config, defaults_pre) = bit50_defaults();
-    let (weights_path, config, preprocessor) = if meta.is_dir() {
-        let read_json = |file: &str, default: Option<Value>| -> Result<Value> {
-            let p = path.join(file);
-            match (std::fs::read_to_string(&p), default) {
-                (Ok(text), _) => parse_json(&text, &p.display().to_string()),
-                (Err(e), Some(default)) if e.kind() == std::io::ErrorKind::NotFound => Ok(default),
-                (Err(e), _) => bail!("{}: cannot read: {e}", p.display()),
-            }
-        };
-        let weights = ["model.safetensors"].iter().map(|f| path.join(f)).find(|p| p.exists());
-        let Some(weights) = weights else {
-            bail!("{shown}: no weights file found (expected model.safetensors)");
-        };
-        (weights, read_json("config.json", None)?, read_json("preprocessor_config.json", Some(defaults_pre))?)
+    let (weights_path, dir) = if meta.is_dir() {
+        (find_weights(path)?, path.to_path_buf())
     } else {
-        (path.to_path_buf(), defaults_config, defaults_pre)
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        (path.to_path_buf(), dir.to_path_buf())
     };
+    let (defaults_config, defaults_pre) = bit50_defaults();
+    let read_json = |file: &str| -> Result<Option<Value>> {
+        let p = dir.join(file);
+        match std::fs::read_to_string(&p) {
+            Ok(text) => parse_json(&text, &p.display().to_string()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => bail!("{}: cannot read: {e}", p.display()),
+        }
+    };
+    // timm's folders carry their own config.json ({"architecture": ...}): not a BiT config.
+    let config = match read_json("config.json")? {
+        Some(c) if c.get("architecture").is_some() && c.get("model_type").is_none() => {
+            let arch = c["architecture"].as_str().unwrap_or("");
+            if !arch.starts_with("resnetv2_50x1_bit") {
+                bail!("{}: timm architecture {arch:?} is not BiT-50 (resnetv2_50x1_bit)", dir.join("config.json").display());
+            }
+            defaults_config
+        }
+        Some(c) => c,
+        None => defaults_config,
+    };
+    let preprocessor = read_json("preprocessor_config.json")?.unwrap_or(defaults_pre);
     let wshown = weights_path.display().to_string();
     let bytes = std::fs::read(&weights_path).context(|| format!("{wshown}: cannot read"))?;
-    let mut tensors = TensorMap::new();
-    match detect(&bytes) {
-        Format::Safetensors => super::read_safetensors(&bytes, &wshown, &mut tensors)?,
-        Format::Zip => bail!("{wshown}: PyTorch zip checkpoints are not supported yet; convert from model.safetensors"),
-        Format::Pickle => bail!("{wshown}: pickle checkpoints are not supported yet; convert from model.safetensors"),
-        Format::Unknown => bail!("{wshown}: not a weights file (expected safetensors)"),
-    }
+    let (scheme, raw) = read_weights(&bytes, &wshown)?;
+    drop(bytes);
+    let bit = BitConfig::from_json(&config, &format!("{} (config)", dir.join("config.json").display()))?;
+    let tensors = normalize(&bit, scheme, raw, &wshown)?;
     let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "bit".into());
     Ok(Source { name, origin: wshown, config, preprocessor, tensors })
 }

@@ -10,7 +10,10 @@
 //! before a byte is parsed, and every tensor name and shape is checked against the config.
 
 pub mod convert;
+pub mod npz;
+pub mod pickle;
 pub mod random;
+pub mod zip;
 
 use crate::config::{BitConfig, PreprocessorConfig};
 use crate::model::{parameters, Model, Network, Tensor, TensorMap};

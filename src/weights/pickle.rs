@@ -1,0 +1,759 @@
+//! A restricted pickle reader for weight files: PaddlePaddle's `.pdparams`
+//! (a dict of numpy arrays) and the `data.pkl` inside torch's zip checkpoints.
+//!
+//! A pickle is a program for a stack machine that may import and call anything.
+//! This reader interprets the data opcodes only, and knows a handful of globals
+//! by name (numpy's array rebuild, torch's tensor rebuild and storage types,
+//! `collections.OrderedDict`, `_codecs.encode` for protocol-2 bytes); any other
+//! global is refused, naming it, before anything could be called. Nothing is
+//! ever executed: "calling" an allowed global just records a typed value.
+//!
+//! Objects live in an arena and refer to each other by index, so shared or
+//! cyclic references are cheap and dropping never recurses; every value comes
+//! from at least one opcode byte, so memory stays proportional to the file.
+
+use crate::model::{Tensor, TensorMap};
+use crate::{bail, Error, Result};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+type Id = usize;
+
+/// The globals this reader knows. Anything else is refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Global {
+    Reconstruct,
+    Ndarray,
+    NpDtype,
+    OrderedDict,
+    RebuildTensor,
+    RebuildParameter,
+    CodecsEncode,
+    Storage(Elem),
+}
+
+/// Element types we can read as f32.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Elem {
+    F16,
+    BF16,
+    F32,
+    F64,
+}
+
+impl Elem {
+    pub fn size(self) -> usize {
+        match self {
+            Elem::F16 | Elem::BF16 => 2,
+            Elem::F32 => 4,
+            Elem::F64 => 8,
+        }
+    }
+
+    /// Decodes `bytes` (whole elements, little- or big-endian) to f32.
+    pub fn decode(self, bytes: &[u8], big_endian: bool) -> Vec<f32> {
+        let n = self.size();
+        bytes
+            .chunks_exact(n)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b[..n].copy_from_slice(c);
+                if big_endian {
+                    b[..n].reverse();
+                }
+                match self {
+                    Elem::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
+                    Elem::BF16 => half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+                    Elem::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                    Elem::F64 => f64::from_le_bytes(b) as f32,
+                }
+            })
+            .collect()
+    }
+}
+
+fn global(module: &str, name: &str) -> Option<Global> {
+    Some(match (module, name) {
+        ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => Global::Reconstruct,
+        ("numpy", "ndarray") => Global::Ndarray,
+        ("numpy", "dtype") => Global::NpDtype,
+        ("collections", "OrderedDict") => Global::OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensor,
+        ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
+        ("_codecs", "encode") => Global::CodecsEncode,
+        ("torch", "FloatStorage") => Global::Storage(Elem::F32),
+        ("torch", "HalfStorage") => Global::Storage(Elem::F16),
+        ("torch", "BFloat16Storage") => Global::Storage(Elem::BF16),
+        ("torch", "DoubleStorage") => Global::Storage(Elem::F64),
+        _ => return None,
+    })
+}
+
+#[derive(Debug)]
+enum Obj<'a> {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float,
+    Str(String),
+    Bytes(Cow<'a, [u8]>),
+    Tuple(Vec<Id>),
+    List(Vec<Id>),
+    Dict(Vec<(Id, Id)>),
+    Global(Global),
+    /// A numpy array under reconstruction (`_reconstruct(...)` then BUILD).
+    Array { state: Option<Id> },
+    /// `numpy.dtype(kind, ...)`, byte order set by BUILD.
+    Dtype { kind: String, order: Option<String> },
+    /// A torch storage named by a persistent id.
+    Storage { elem: Elem, key: String, numel: u64 },
+    /// `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...)`.
+    TorchTensor { storage: Id, offset: u64, size: Vec<u64>, stride: Vec<u64> },
+}
+
+/// A loaded pickle: the arena and its root value.
+pub struct Pickle<'a> {
+    objs: Vec<Obj<'a>>,
+    root: Id,
+    source: String,
+    input_len: usize,
+}
+
+/// Runs the restricted interpreter over `bytes`. `torch` allows persistent ids
+/// (torch's storages); a plain pickle must not have any.
+pub fn load<'a>(bytes: &'a [u8], source: &str, torch: bool) -> Result<Pickle<'a>> {
+    let mut vm = Vm { bytes, pos: 0, source, objs: Vec::new(), stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
+    let root = vm.run(torch)?;
+    Ok(Pickle { objs: vm.objs, root, source: source.to_string(), input_len: bytes.len() })
+}
+
+struct Vm<'a, 's> {
+    bytes: &'a [u8],
+    pos: usize,
+    source: &'s str,
+    objs: Vec<Obj<'a>>,
+    stack: Vec<Id>,
+    marks: Vec<usize>,
+    memo: HashMap<u64, Id>,
+}
+
+impl<'a, 's> Vm<'a, 's> {
+    fn err(&self, what: impl std::fmt::Display) -> Error {
+        Error(format!("{}: pickle: {what} (at byte {})", self.source, self.pos))
+    }
+
+    fn take(&mut self, n: u64) -> Result<&'a [u8]> {
+        let end = (self.pos as u64).checked_add(n).filter(|&e| e <= self.bytes.len() as u64);
+        match end {
+            Some(end) => {
+                let s = &self.bytes[self.pos..end as usize];
+                self.pos = end as usize;
+                Ok(s)
+            }
+            None => Err(self.err(format!("truncated: needs {n} more bytes, {} left", self.bytes.len() - self.pos))),
+        }
+    }
+
+    fn uint(&mut self, n: usize) -> Result<u64> {
+        let b = self.take(n as u64)?;
+        let mut v = [0u8; 8];
+        v[..n].copy_from_slice(b);
+        Ok(u64::from_le_bytes(v))
+    }
+
+    fn line(&mut self) -> Result<&'a str> {
+        let rest = &self.bytes[self.pos..];
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            return Err(self.err("truncated: unterminated line"));
+        };
+        let s = std::str::from_utf8(&rest[..end]).map_err(|_| self.err("line is not UTF-8"))?;
+        self.pos += end + 1;
+        Ok(s)
+    }
+
+    fn push(&mut self, o: Obj<'a>) {
+        self.objs.push(o);
+        self.stack.push(self.objs.len() - 1);
+    }
+
+    fn pop(&mut self) -> Result<Id> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(self.err("malformed: stack underflow"));
+        }
+        Ok(self.stack.pop().expect("checked"))
+    }
+
+    fn top(&self) -> Result<Id> {
+        self.stack.last().copied().ok_or_else(|| self.err("malformed: empty stack"))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Id>> {
+        let Some(mark) = self.marks.pop() else {
+            return Err(self.err("malformed: no mark"));
+        };
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn string(&self, id: Id) -> Option<&str> {
+        match &self.objs[id] {
+            Obj::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn int(&self, id: Id) -> Option<i64> {
+        match self.objs[id] {
+            Obj::Int(i) => Some(i),
+            Obj::Bool(b) => Some(b as i64),
+            _ => None,
+        }
+    }
+
+    fn ints(&self, id: Id) -> Option<Vec<u64>> {
+        match &self.objs[id] {
+            Obj::Tuple(items) | Obj::List(items) => {
+                items.iter().map(|&i| self.int(i).and_then(|v| u64::try_from(v).ok())).collect()
+            }
+            _ => None,
+        }
+    }
+
+    fn resolve_global(&self, module: &str, name: &str) -> Result<Global> {
+        global(module, name).ok_or_else(|| {
+            self.err(format!(
+                "refusing global {module}.{name}: only numpy arrays, torch tensors and OrderedDict are allowed \
+                 (a pickle can run arbitrary code; this reader never does)"
+            ))
+        })
+    }
+
+    fn set_memo(&mut self, key: u64) -> Result<()> {
+        let top = self.top()?;
+        self.memo.insert(key, top);
+        Ok(())
+    }
+
+    fn get_memo(&mut self, key: u64) -> Result<()> {
+        let id = *self.memo.get(&key).ok_or_else(|| self.err(format!("malformed: memo key {key} unset")))?;
+        self.stack.push(id);
+        Ok(())
+    }
+
+    fn long(&mut self, n: u64) -> Result<()> {
+        if n > 8 {
+            return Err(self.err(format!("integer of {n} bytes is too large")));
+        }
+        let b = self.take(n)?;
+        let mut v = if b.last().is_some_and(|&x| x & 0x80 != 0) { [0xFFu8; 8] } else { [0u8; 8] };
+        v[..b.len()].copy_from_slice(b);
+        self.push(Obj::Int(i64::from_le_bytes(v)));
+        Ok(())
+    }
+
+    fn text(&mut self, n: u64) -> Result<()> {
+        let b = self.take(n)?;
+        let s = std::str::from_utf8(b).map_err(|_| self.err("string is not UTF-8"))?;
+        self.push(Obj::Str(s.to_string()));
+        Ok(())
+    }
+
+    fn bytes_op(&mut self, n: u64) -> Result<()> {
+        let b = self.take(n)?;
+        self.push(Obj::Bytes(Cow::Borrowed(b)));
+        Ok(())
+    }
+
+    /// `callable(*args)` for the allowed globals: builds a typed value, runs nothing.
+    fn call(&mut self, f: Id, args: Id) -> Result<Obj<'a>> {
+        let Obj::Global(g) = self.objs[f] else {
+            return Err(self.err("malformed: REDUCE on something that is not an allowed global"));
+        };
+        let items = match &self.objs[args] {
+            Obj::Tuple(items) => items.clone(),
+            _ => return Err(self.err("malformed: REDUCE arguments are not a tuple")),
+        };
+        let bad = |vm: &Self, what: &str| vm.err(format!("unexpected arguments to {what}"));
+        Ok(match g {
+            Global::Reconstruct => {
+                if items.first().map(|&i| &self.objs[i]).is_some_and(|o| matches!(o, Obj::Global(Global::Ndarray))) {
+                    Obj::Array { state: None }
+                } else {
+                    return Err(bad(self, "numpy _reconstruct"));
+                }
+            }
+            Global::NpDtype => match items.first().and_then(|&i| self.string(i)) {
+                Some(kind) if kind.len() <= 16 => Obj::Dtype { kind: kind.to_string(), order: None },
+                _ => return Err(bad(self, "numpy.dtype")),
+            },
+            Global::OrderedDict => {
+                if !items.is_empty() {
+                    return Err(bad(self, "OrderedDict"));
+                }
+                Obj::Dict(Vec::new())
+            }
+            Global::CodecsEncode => {
+                // Protocol 2 writes bytes as _codecs.encode(text, "latin1").
+                let (Some(text), Some(enc)) = (items.first().and_then(|&i| self.string(i)), items.get(1).and_then(|&i| self.string(i)))
+                else {
+                    return Err(bad(self, "_codecs.encode"));
+                };
+                if enc != "latin1" && enc != "latin-1" {
+                    return Err(self.err(format!("_codecs.encode with encoding {enc:?} is not supported")));
+                }
+                let out: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+                Obj::Bytes(Cow::Owned(out.ok_or_else(|| bad(self, "_codecs.encode"))?))
+            }
+            Global::RebuildTensor => {
+                if items.len() < 4 {
+                    return Err(bad(self, "_rebuild_tensor_v2"));
+                }
+                let storage = items[0];
+                if !matches!(self.objs[storage], Obj::Storage { .. }) {
+                    return Err(self.err("_rebuild_tensor_v2 without a storage"));
+                }
+                let offset = self.int(items[1]).and_then(|v| u64::try_from(v).ok());
+                let (Some(offset), Some(size), Some(stride)) = (offset, self.ints(items[2]), self.ints(items[3])) else {
+                    return Err(bad(self, "_rebuild_tensor_v2"));
+                };
+                if size.len() != stride.len() || size.len() > 8 {
+                    return Err(bad(self, "_rebuild_tensor_v2"));
+                }
+                Obj::TorchTensor { storage, offset, size, stride }
+            }
+            Global::RebuildParameter => match items.first() {
+                Some(&t) if matches!(self.objs[t], Obj::TorchTensor { .. }) => {
+                    let Obj::TorchTensor { storage, offset, size, stride } = &self.objs[t] else { unreachable!() };
+                    Obj::TorchTensor { storage: *storage, offset: *offset, size: size.clone(), stride: stride.clone() }
+                }
+                _ => return Err(bad(self, "_rebuild_parameter")),
+            },
+            Global::Ndarray | Global::Storage(_) => return Err(self.err("refusing to call numpy.ndarray or a torch storage type")),
+        })
+    }
+
+    fn run(&mut self, torch: bool) -> Result<Id> {
+        loop {
+            let Some(&op) = self.bytes.get(self.pos) else {
+                return Err(self.err("truncated: no STOP opcode"));
+            };
+            self.pos += 1;
+            match op {
+                0x80 => {
+                    let v = self.uint(1)?;
+                    if v > 5 {
+                        return Err(self.err(format!("unsupported pickle protocol {v}")));
+                    }
+                }
+                0x95 => {
+                    self.uint(8)?; // FRAME: a length hint; opcodes are read the same either way.
+                }
+                b'.' => {
+                    let root = self.pop()?;
+                    return Ok(root);
+                }
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let t = self.top()?;
+                    self.stack.push(t);
+                }
+                b'N' => self.push(Obj::None),
+                0x88 => self.push(Obj::Bool(true)),
+                0x89 => self.push(Obj::Bool(false)),
+                b'J' => {
+                    let v = self.uint(4)? as u32 as i32;
+                    self.push(Obj::Int(v as i64));
+                }
+                b'K' => {
+                    let v = self.uint(1)?;
+                    self.push(Obj::Int(v as i64));
+                }
+                b'M' => {
+                    let v = self.uint(2)?;
+                    self.push(Obj::Int(v as i64));
+                }
+                0x8a => {
+                    let n = self.uint(1)?;
+                    self.long(n)?;
+                }
+                0x8b => {
+                    let n = self.uint(4)?;
+                    self.long(n)?;
+                }
+                b'G' => {
+                    self.take(8)?;
+                    self.push(Obj::Float);
+                }
+                b'X' => {
+                    let n = self.uint(4)?;
+                    self.text(n)?;
+                }
+                0x8c => {
+                    let n = self.uint(1)?;
+                    self.text(n)?;
+                }
+                0x8d => {
+                    let n = self.uint(8)?;
+                    self.text(n)?;
+                }
+                b'T' => {
+                    let n = self.uint(4)?;
+                    self.bytes_op(n)?;
+                }
+                b'U' => {
+                    let n = self.uint(1)?;
+                    self.bytes_op(n)?;
+                }
+                b'B' => {
+                    let n = self.uint(4)?;
+                    self.bytes_op(n)?;
+                }
+                b'C' => {
+                    let n = self.uint(1)?;
+                    self.bytes_op(n)?;
+                }
+                0x8e | 0x96 => {
+                    let n = self.uint(8)?;
+                    self.bytes_op(n)?;
+                }
+                b')' => self.push(Obj::Tuple(Vec::new())),
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Obj::Tuple(items));
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    let floor = self.marks.last().copied().unwrap_or(0);
+                    if self.stack.len() < floor + n {
+                        return Err(self.err("malformed: stack underflow"));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.push(Obj::Tuple(items));
+                }
+                b']' => self.push(Obj::List(Vec::new())),
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Obj::List(items));
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    let l = self.top()?;
+                    match &mut self.objs[l] {
+                        Obj::List(items) => items.push(v),
+                        _ => return Err(self.err("malformed: APPEND to a non-list")),
+                    }
+                }
+                b'e' => {
+                    let vs = self.pop_mark()?;
+                    let l = self.top()?;
+                    match &mut self.objs[l] {
+                        Obj::List(items) => items.extend(vs),
+                        _ => return Err(self.err("malformed: APPENDS to a non-list")),
+                    }
+                }
+                b'}' => self.push(Obj::Dict(Vec::new())),
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    if items.len() % 2 != 0 {
+                        return Err(self.err("malformed: odd number of dict items"));
+                    }
+                    let pairs = items.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+                    self.push(Obj::Dict(pairs));
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    let d = self.top()?;
+                    match &mut self.objs[d] {
+                        Obj::Dict(pairs) => pairs.push((k, v)),
+                        _ => return Err(self.err("malformed: SETITEM on a non-dict")),
+                    }
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    if items.len() % 2 != 0 {
+                        return Err(self.err("malformed: odd number of dict items"));
+                    }
+                    let d = self.top()?;
+                    match &mut self.objs[d] {
+                        Obj::Dict(pairs) => pairs.extend(items.chunks_exact(2).map(|c| (c[0], c[1]))),
+                        _ => return Err(self.err("malformed: SETITEMS on a non-dict")),
+                    }
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    let g = self.resolve_global(module, name)?;
+                    self.push(Obj::Global(g));
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Some(module), Some(name)) = (self.string(module), self.string(name)) else {
+                        return Err(self.err("malformed: STACK_GLOBAL needs two strings"));
+                    };
+                    let g = self.resolve_global(&module.to_string(), &name.to_string())?;
+                    self.push(Obj::Global(g));
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let f = self.pop()?;
+                    let o = self.call(f, args)?;
+                    self.push(o);
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    let target = self.top()?;
+                    let dtype_state = match (&self.objs[target], &self.objs[state]) {
+                        (Obj::Array { .. }, _) => None,
+                        (Obj::Dtype { .. }, Obj::Tuple(items)) => {
+                            Some(items.get(1).and_then(|&i| self.string(i)).map(str::to_string))
+                        }
+                        (Obj::Dict(_), Obj::Dict(_) | Obj::None) => None, // OrderedDict attributes (torch's _metadata)
+                        _ => return Err(self.err("malformed: BUILD on an object this reader does not know")),
+                    };
+                    match &mut self.objs[target] {
+                        Obj::Array { state: s } => *s = Some(state),
+                        Obj::Dtype { order, .. } => *order = dtype_state.flatten(),
+                        _ => {}
+                    }
+                }
+                b'Q' => {
+                    if !torch {
+                        return Err(self.err("persistent ids are only allowed in torch checkpoints"));
+                    }
+                    let pid = self.pop()?;
+                    let o = self.storage(pid)?;
+                    self.push(o);
+                }
+                b'q' => {
+                    let k = self.uint(1)?;
+                    self.set_memo(k)?;
+                }
+                b'r' => {
+                    let k = self.uint(4)?;
+                    self.set_memo(k)?;
+                }
+                0x94 => {
+                    let k = self.memo.len() as u64;
+                    self.set_memo(k)?;
+                }
+                b'h' => {
+                    let k = self.uint(1)?;
+                    self.get_memo(k)?;
+                }
+                b'j' => {
+                    let k = self.uint(4)?;
+                    self.get_memo(k)?;
+                }
+                b'i' | b'o' | 0x81 | 0x92 => return Err(self.err(format!("refusing object-creating opcode 0x{op:02x}"))),
+                _ => return Err(self.err(format!("unsupported opcode 0x{op:02x}"))),
+            }
+        }
+    }
+
+    /// torch's persistent id: ('storage', StorageType, key, location, numel).
+    fn storage(&self, pid: Id) -> Result<Obj<'a>> {
+        let Obj::Tuple(items) = &self.objs[pid] else {
+            return Err(self.err("persistent id is not a tuple"));
+        };
+        let ok = items.len() == 5 && self.string(items[0]) == Some("storage");
+        let elem = match items.get(1).map(|&i| &self.objs[i]) {
+            Some(Obj::Global(Global::Storage(e))) if ok => *e,
+            _ => return Err(self.err("persistent id is not a torch storage of a floating-point type")),
+        };
+        let (Some(key), Some(numel)) = (self.string(items[2]), self.int(items[4]).and_then(|v| u64::try_from(v).ok())) else {
+            return Err(self.err("malformed torch storage id"));
+        };
+        if key.len() > 64 {
+            return Err(self.err("malformed torch storage key"));
+        }
+        Ok(Obj::Storage { elem, key: key.to_string(), numel })
+    }
+}
+
+/// A tensor's shape as usizes, refusing overflow.
+fn element_count(shape: &[u64]) -> Option<u64> {
+    shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))
+}
+
+impl<'a> Pickle<'a> {
+    fn entries(&self) -> Result<Vec<(String, Id)>> {
+        let Obj::Dict(pairs) = &self.objs[self.root] else {
+            bail!("{}: the pickle does not hold a dict of tensors", self.source);
+        };
+        pairs
+            .iter()
+            .map(|&(k, v)| match &self.objs[k] {
+                Obj::Str(s) => Ok((s.clone(), v)),
+                _ => bail!("{}: a key of the pickled dict is not a string", self.source),
+            })
+            .collect()
+    }
+
+    /// A dict of numpy arrays (PaddlePaddle's `.pdparams`). Non-array entries
+    /// named in `skip` are ignored.
+    pub fn numpy_dict(&self, skip: &[&str]) -> Result<TensorMap> {
+        let src = &self.source;
+        let mut out = TensorMap::new();
+        // Bounded output: a memo can share one byte string between many arrays,
+        // so limit the total elements decoded to what the file could hold.
+        let mut budget = self.input_len as u64;
+        for (name, id) in self.entries()? {
+            if skip.contains(&name.as_str()) {
+                continue;
+            }
+            let Obj::Array { state: Some(state) } = self.objs[id] else {
+                bail!("{src}: entry {name} is not a numpy array");
+            };
+            let Obj::Tuple(st) = &self.objs[state] else {
+                bail!("{src}: entry {name}: malformed numpy array state");
+            };
+            // (version, shape, dtype, is_fortran, data), version optional.
+            let st = if st.len() == 5 { &st[1..] } else { &st[..] };
+            if st.len() != 4 {
+                bail!("{src}: entry {name}: malformed numpy array state");
+            }
+            let Some(shape) = (match &self.objs[st[0]] {
+                Obj::Tuple(_) | Obj::List(_) => self.ints_of(st[0]),
+                _ => None,
+            }) else {
+                bail!("{src}: entry {name}: malformed numpy shape");
+            };
+            let Obj::Dtype { kind, order } = &self.objs[st[1]] else {
+                bail!("{src}: entry {name}: malformed numpy dtype");
+            };
+            let elem = match kind.as_str() {
+                "f2" => Elem::F16,
+                "f4" => Elem::F32,
+                "f8" => Elem::F64,
+                "O" => bail!("{src}: entry {name} is an object array; refusing (it would need arbitrary pickled objects)"),
+                k => bail!("{src}: entry {name} has dtype {k:?}; expected a float type (f2, f4, f8)"),
+            };
+            let big = order.as_deref() == Some(">");
+            if matches!(self.objs[st[2]], Obj::Bool(true)) {
+                bail!("{src}: entry {name}: Fortran-order arrays are not supported");
+            }
+            let Obj::Bytes(data) = &self.objs[st[3]] else {
+                bail!("{src}: entry {name}: array data is not raw bytes");
+            };
+            let count = element_count(&shape);
+            let need = count.and_then(|c| c.checked_mul(elem.size() as u64));
+            if need != Some(data.len() as u64) {
+                bail!("{src}: entry {name}: shape {shape:?} of {kind} needs {} bytes, the file holds {}", fmt_need(need), data.len());
+            }
+            let count = count.expect("checked");
+            if count > budget {
+                bail!("{src}: entry {name}: the arrays share more data than the file holds");
+            }
+            budget -= count;
+            let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            if out.insert(name.clone(), Tensor::new(shape, elem.decode(data, big))).is_some() {
+                bail!("{src}: tensor {name} appears twice");
+            }
+        }
+        Ok(out)
+    }
+
+    fn ints_of(&self, id: Id) -> Option<Vec<u64>> {
+        match &self.objs[id] {
+            Obj::Tuple(items) | Obj::List(items) => items
+                .iter()
+                .map(|&i| match self.objs[i] {
+                    Obj::Int(v) => u64::try_from(v).ok(),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
+    }
+
+    /// A dict of torch tensors whose storages `storage(key)` returns as bytes.
+    /// At most `budget` elements are decoded in all (tensors may share storages).
+    pub fn torch_dict<'b>(
+        &self,
+        mut storage: impl FnMut(&str) -> Result<Cow<'b, [u8]>>,
+        big_endian: bool,
+        mut budget: u64,
+    ) -> Result<TensorMap> {
+        let src = &self.source;
+        let mut out = TensorMap::new();
+        let mut cache: HashMap<String, Cow<'b, [u8]>> = HashMap::new();
+        for (name, id) in self.entries()? {
+            let Obj::TorchTensor { storage: sid, offset, size, stride } = &self.objs[id] else {
+                bail!("{src}: entry {name} is not a tensor");
+            };
+            let Obj::Storage { elem, key, numel } = &self.objs[*sid] else { unreachable!("checked when built") };
+            if !cache.contains_key(key) {
+                let bytes = storage(key)?;
+                cache.insert(key.clone(), bytes);
+            }
+            let bytes = &cache[key];
+            let need = numel.checked_mul(elem.size() as u64);
+            if need.is_none_or(|n| n > bytes.len() as u64) {
+                bail!("{src}: storage {key} of {name} claims {numel} elements but holds {} bytes", bytes.len());
+            }
+            let count = element_count(size);
+            let Some(count) = count.filter(|&c| c <= *numel) else {
+                bail!("{src}: tensor {name}: shape {size:?} has more elements than its storage ({numel})");
+            };
+            if count > budget {
+                bail!("{src}: tensor {name}: the tensors share more data than the file holds");
+            }
+            budget -= count;
+            // Highest element touched: offset + sum((size-1)*stride).
+            let last = if count == 0 {
+                Some(*offset)
+            } else {
+                size.iter().zip(stride).try_fold(*offset, |a, (&n, &s)| (n - 1).checked_mul(s).and_then(|d| a.checked_add(d)))
+            };
+            if last.is_none_or(|l| count > 0 && l >= *numel) {
+                bail!("{src}: tensor {name}: offset {offset}, shape {size:?}, stride {stride:?} reach past its storage ({numel} elements)");
+            }
+            let es = elem.size();
+            let contiguous = {
+                let mut expect = 1u64;
+                let mut ok = true;
+                for (&n, &s) in size.iter().zip(stride).rev() {
+                    ok &= n <= 1 || s == expect;
+                    expect = expect.saturating_mul(n.max(1));
+                }
+                ok
+            };
+            let data: Vec<f32> = if contiguous {
+                let (start, end) = (*offset as usize * es, (*offset + count) as usize * es);
+                elem.decode(&bytes[start..end], big_endian)
+            } else {
+                let mut data = Vec::with_capacity(count as usize);
+                let mut index = vec![0u64; size.len()];
+                for _ in 0..count {
+                    let at = (offset + index.iter().zip(stride).map(|(i, s)| i * s).sum::<u64>()) as usize;
+                    data.extend(elem.decode(&bytes[at * es..(at + 1) * es], big_endian));
+                    for d in (0..size.len()).rev() {
+                        index[d] += 1;
+                        if index[d] < size[d] {
+                            break;
+                        }
+                        index[d] = 0;
+                    }
+                }
+                data
+            };
+            let shape = size.iter().map(|&d| d as usize).collect();
+            if out.insert(name.clone(), Tensor::new(shape, data)).is_some() {
+                bail!("{src}: tensor {name} appears twice");
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn fmt_need(need: Option<u64>) -> String {
+    need.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into())
+}
