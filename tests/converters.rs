@@ -1,0 +1,309 @@
+//! `bit50 convert` on every published form of the weights (fixtures written by
+//! the real libraries: tools/make_source_fixtures.py), and on hostile files.
+
+mod common;
+
+use bit50::reference;
+use bit50::weights::{self, sha256_hex};
+use common::{expected_logits, fixtures, input, max_abs_diff, scratch};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sources() -> PathBuf {
+    fixtures().join("sources")
+}
+
+/// Runs `bit50 convert SRC --out OUT [extra]`: (success, stderr).
+fn convert(src: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_bit50"))
+        .arg("convert")
+        .arg(src)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    (o.status.success(), String::from_utf8_lossy(&o.stderr).to_string())
+}
+
+/// sha256 of every shard file of a converted folder, by file name.
+fn shard_hashes(dir: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".safetensors"))
+        .map(|n| (n.clone(), sha256_hex(&std::fs::read(dir.join(&n)).unwrap())))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "{}: no shards", dir.display());
+    v
+}
+
+/// Every published form of the tiny model, as a folder or a lone file.
+const FORMS: [&str; 11] = [
+    "paddlenlp",
+    "paddlenlp/model_state.pdparams",
+    "paddle-p2",
+    "hf-bin",
+    "hf-bin/pytorch_model.bin",
+    "timm",
+    "timm/model.safetensors",
+    "timm/pytorch_model.bin",
+    "bit-npz",
+    "bit-npz/BiT-M-R50x1-tiny.npz",
+    "../tiny/model.safetensors",
+];
+
+#[test]
+fn every_source_converts_to_the_same_shards() {
+    let dir = scratch("same-shards");
+    for dtype in ["f32", "f16"] {
+        let reference = dir.join(format!("reference-{dtype}"));
+        let (ok, err) = convert(&fixtures().join("tiny"), &reference, &["--dtype", dtype]);
+        assert!(ok, "{err}");
+        let want = shard_hashes(&reference);
+        for form in FORMS {
+            let out = dir.join(format!("{}-{dtype}", form.replace(['/', '.'], "_")));
+            let (ok, err) = convert(&sources().join(form), &out, &["--dtype", dtype]);
+            assert!(ok, "{form}: {err}");
+            assert_eq!(shard_hashes(&out), want, "{form} ({dtype}) gave different shards");
+        }
+    }
+}
+
+#[test]
+fn converted_sources_classify_with_the_same_logits() {
+    let dir = scratch("same-logits");
+    let pixels = input("tiny", "uniform");
+    let want = expected_logits("tiny", "uniform");
+    for form in ["paddlenlp", "hf-bin", "timm/pytorch_model.bin", "bit-npz"] {
+        let out = dir.join(form.replace(['/', '.'], "_"));
+        let (ok, err) = convert(&sources().join(form), &out, &[]);
+        assert!(ok, "{form}: {err}");
+        let model = weights::load_dir(&out).unwrap();
+        let got = reference::forward(&model.network, &pixels).logits;
+        assert!(max_abs_diff(&got, &want) < 1e-4, "{form}: logits differ from transformers'");
+    }
+    // PaddleNLP's config.json (label2id null, paddlenlp_version...) gives the same labels.
+    let paddle = weights::load_dir(&dir.join("paddlenlp")).unwrap();
+    assert_eq!(paddle.labels[3], "class 3");
+}
+
+/// Converting `src` fails with a message containing every one of `words`, and writes nothing.
+fn refused(src: &Path, words: &[&str]) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = scratch(&format!("refused-{n}")).join("out");
+    let (ok, err) = convert(src, &out, &[]);
+    assert!(!ok, "{} was accepted", src.display());
+    for w in words {
+        assert!(err.contains(w), "{}: error {err:?} does not mention {w:?}", src.display());
+    }
+    assert_eq!(err.trim().lines().count(), 1, "error is not one line: {err:?}");
+    assert!(!out.exists(), "{}: something was written", out.display());
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().flatten().collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+    err
+}
+
+/// Writes `bytes` as `name` in a fresh folder beside the tiny config; returns the file.
+fn hostile(case: &str, name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = scratch(&format!("hostile-{case}"));
+    for f in ["config.json", "preprocessor_config.json"] {
+        std::fs::copy(fixtures().join("tiny").join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(dir.join(name), bytes).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn a_pickle_that_calls_os_system_is_refused() {
+    let _ = std::fs::remove_file("/tmp/bit50-pwned");
+    refused(&sources().join("hostile/os-system.pdparams"), &["os-system.pdparams", "refusing global posix.system"]);
+    assert!(!Path::new("/tmp/bit50-pwned").exists());
+}
+
+#[test]
+fn a_pickle_with_an_unknown_global_is_refused() {
+    refused(&sources().join("hostile/unknown-global.pdparams"), &["refusing global fractions.Fraction"]);
+}
+
+#[test]
+fn an_npz_with_an_object_array_is_refused() {
+    refused(&sources().join("hostile/object-array.npz"), &["object-array.npz", "weights.npy", "object array"]);
+}
+
+#[test]
+fn truncated_files_of_every_kind_are_refused() {
+    let files = [
+        "paddlenlp/model_state.pdparams",
+        "paddle-p2/model_state.pdparams",
+        "hf-bin/pytorch_model.bin",
+        "timm/model.safetensors",
+        "bit-npz/BiT-M-R50x1-tiny.npz",
+    ];
+    for f in files {
+        let bytes = std::fs::read(sources().join(f)).unwrap();
+        let name = Path::new(f).file_name().unwrap().to_str().unwrap();
+        for cut in [bytes.len() - 1, bytes.len() / 2, 4096, 64, 12] {
+            let err = refused(&hostile("truncated", name, &bytes[..cut]), &[name]);
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}
+
+/// A minimal stored-zip writer, to build archives with chosen (wrong) fields.
+fn zip(entries: &[(&str, Vec<u8>)], size_delta: i64) -> Vec<u8> {
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in entries {
+        let crc = crc32fast::hash(data);
+        let size = (data.len() as i64 + size_delta) as u32;
+        let offset = out.len() as u32;
+        let mut header = |sig: &[u8], central_dir: bool| {
+            let mut h = sig.to_vec();
+            if central_dir {
+                h.extend(20u16.to_le_bytes());
+            }
+            h.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            h.extend(crc.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend(size.to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes());
+            if central_dir {
+                h.extend([0u8; 6]);
+                h.extend(0u32.to_le_bytes());
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        central.extend(header(b"PK\x01\x02", true));
+        out.extend(header(b"PK\x03\x04", false));
+        out.extend(data);
+    }
+    let cd_offset = out.len() as u32;
+    out.extend(&central);
+    out.extend(b"PK\x05\x06\0\0\0\0");
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data);
+    out
+}
+
+#[test]
+fn the_zip_writer_of_these_tests_makes_archives_the_converter_reads() {
+    // A good archive of one array passes the zip layer and fails on the missing tensors.
+    let ok = zip(&[("resnet/group_norm/beta.npy", npy("<f4", "(2,)", &[0; 8]))], 0);
+    refused(&hostile("zip-ok", "w.npz", &ok), &["missing tensors", "resnet/root_block/standardized_conv2d/kernel"]);
+}
+
+#[test]
+fn a_zip_entry_with_a_wrong_size_is_refused() {
+    let entry = npy("<f4", "(2,)", &[0; 8]);
+    for delta in [4, -4, 1 << 20] {
+        let bytes = zip(&[("resnet/group_norm/beta.npy", entry.clone())], delta);
+        refused(&hostile("zip-size", "w.npz", &bytes), &["w.npz", "zip"]);
+    }
+    // The same in a torch checkpoint: the size of a storage record in the central directory.
+    let mut bin = std::fs::read(sources().join("hf-bin/pytorch_model.bin")).unwrap();
+    let name = b"pytorch_model/data/0";
+    let cd = bin.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+    let cd_start = u32::from_le_bytes(bin[cd + 16..cd + 20].try_into().unwrap()) as usize;
+    let at = cd_start + bin[cd_start..].windows(name.len()).position(|w| w == name).unwrap() - 46;
+    for field in [20, 24] {
+        let size = u32::from_le_bytes(bin[at + field..at + field + 4].try_into().unwrap());
+        bin[at + field..at + field + 4].copy_from_slice(&(size + 4).to_le_bytes());
+    }
+    refused(&hostile("zip-size-bin", "pytorch_model.bin", &bin), &["pytorch_model.bin", "pytorch_model/data/0"]);
+}
+
+#[test]
+fn a_safetensors_header_pointing_past_the_end_is_refused() {
+    let header = br#"{"bit.norm.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,4096]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header);
+    bytes.extend([0u8; 8]);
+    refused(&hostile("st-past-end", "w.safetensors", &bytes), &["w.safetensors", "not a valid safetensors file"]);
+    // A header length beyond the file.
+    let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+    bytes.extend(b"{}");
+    refused(&hostile("st-header-len", "w.safetensors", &bytes), &["w.safetensors"]);
+}
+
+/// A protocol-2 pickle of {"bit.norm.bias": ndarray} with the given shape (LONG1 ints) and raw data.
+fn numpy_pickle(shape: u64, data: &[u8]) -> Vec<u8> {
+    let mut p = b"\x80\x02}X\x0d\x00\x00\x00bit.norm.bias".to_vec();
+    p.extend(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R");
+    p.extend(b"(K\x01\x8a\x08");
+    p.extend(shape.to_le_bytes());
+    p.extend(b"\x85cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87R");
+    p.extend(b"(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89B");
+    p.extend((data.len() as u32).to_le_bytes());
+    p.extend(data);
+    p.extend(b"tbs.");
+    p
+}
+
+#[test]
+fn a_shape_of_2_pow_40_elements_is_refused() {
+    let n = 1u64 << 40;
+    // The hand-written pickle itself is well formed: a 2-element array passes the reader.
+    refused(&hostile("pickle-ok", "model_state.pdparams", &numpy_pickle(2, &[0; 8])), &["missing tensors"]);
+    refused(&hostile("pickle-2e40", "model_state.pdparams", &numpy_pickle(n, &[0; 8])), &["bit.norm.bias", "[1099511627776]", "needs 4398046511104 bytes"]);
+    let npz = zip(&[("resnet/group_norm/beta.npy", npy("<f4", "(1099511627776,)", &[0; 8]))], 0);
+    refused(&hostile("npz-2e40", "w.npz", &npz), &["beta.npy", "[1099511627776]", "needs 4398046511104 bytes"]);
+    let header = br#"{"bit.norm.bias":{"dtype":"F32","shape":[1099511627776],"data_offsets":[0,8]}}"#;
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend(header);
+    st.extend([0u8; 8]);
+    refused(&hostile("st-2e40", "w.safetensors", &st), &["w.safetensors", "not a valid safetensors file"]);
+}
+
+fn tiny_tensors() -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(sources().join("timm/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors().into_iter().map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec())).collect()
+}
+
+fn safetensors_file(tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, s, d)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
+        .collect();
+    safetensors::tensor::serialize(views, None).unwrap()
+}
+
+#[test]
+fn missing_unexpected_and_misshapen_tensors_are_named() {
+    let mut t = tiny_tensors();
+    t.retain(|(n, _, _)| n != "stages.2.blocks.0.conv2.weight");
+    t.push(("stages.9.blocks.0.conv2.weight".into(), vec![2], vec![0; 8]));
+    refused(
+        &hostile("names", "model.safetensors", &safetensors_file(&t)),
+        &["missing tensors: stages.2.blocks.0.conv2.weight", "unexpected tensors: stages.9.blocks.0.conv2.weight"],
+    );
+    let mut t = tiny_tensors();
+    let head = t.iter_mut().find(|(n, _, _)| n == "head.fc.weight").unwrap();
+    head.1 = vec![10, 256];
+    refused(
+        &hostile("shape", "model.safetensors", &safetensors_file(&t)),
+        &["tensor head.fc.weight has shape [10, 256], expected [10, 256, 1, 1]"],
+    );
+}
