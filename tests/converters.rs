@@ -307,3 +307,47 @@ fn missing_unexpected_and_misshapen_tensors_are_named() {
         &["tensor head.fc.weight has shape [10, 256], expected [10, 256, 1, 1]"],
     );
 }
+
+fn fetch_weights(dir: &Path, out: &Path) -> std::process::Output {
+    Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/fetch-weights.sh"))
+        .arg("--dir")
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        // Unreachable endpoints: the test never touches the network, online or not.
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env("PADDLENLP_ENDPOINT", "http://127.0.0.1:9/paddlenlp")
+        .env("CONNECT_TIMEOUT", "2")
+        .env("BIT50", env!("CARGO_BIN_EXE_bit50"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn fetch_weights_offline_says_what_it_could_not_reach_and_fails() {
+    let dir = scratch("fetch-offline");
+    let o = fetch_weights(&dir.join("weights"), &dir.join("out"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("http://127.0.0.1:9/google/bit-50/resolve/main/config.json"), "{err}");
+    assert!(err.contains("http://127.0.0.1:9/paddlenlp/google/bit-50/config.json"), "{err}");
+    assert!(err.contains(&format!("put the files in {}", dir.join("weights").display())), "{err}");
+    assert!(!dir.join("out").exists());
+    assert_eq!(std::fs::read_dir(dir.join("weights")).unwrap().count(), 0, "partial downloads left behind");
+}
+
+#[test]
+fn fetch_weights_converts_files_already_placed() {
+    let dir = scratch("fetch-placed");
+    let placed = dir.join("weights");
+    std::fs::create_dir_all(&placed).unwrap();
+    for f in ["config.json", "model_state.pdparams", "preprocessor_config.json"] {
+        std::fs::copy(sources().join("paddlenlp").join(f), placed.join(f)).unwrap();
+    }
+    let o = fetch_weights(&placed, &dir.join("out"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = weights::load_dir(&dir.join("out")).unwrap();
+    let got = reference::forward(&model.network, &input("tiny", "uniform")).logits;
+    assert!(max_abs_diff(&got, &expected_logits("tiny", "uniform")) < 1e-2, "f16 weights moved the logits too far");
+}
