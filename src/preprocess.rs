@@ -31,9 +31,78 @@ pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
         bail!("{source}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image"))?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let decoded = match jpeg::decode(bytes) {
+        jpeg::Outcome::Decoded(img) => Some(img),
+        jpeg::Outcome::Corrupt(why) => bail!("{source}: truncated or corrupt JPEG ({why})"),
+        jpeg::Outcome::NotJpeg => None,
+    };
+    #[cfg(target_arch = "wasm32")]
+    let decoded = None;
+    let mut img = match decoded {
+        Some(rgb) => DynamicImage::ImageRgb8(rgb),
+        None => DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image"))?,
+    };
     img.apply_orientation(orientation);
     Ok(to_rgb_like_pil(img))
+}
+
+/// JPEG through libjpeg-turbo's decoder (mozjpeg), the one PIL uses, for identical pixels.
+/// libjpeg reports corrupt data as warnings and fatal errors by unwinding; both are caught here.
+#[cfg(not(target_arch = "wasm32"))]
+mod jpeg {
+    use std::cell::Cell;
+    use std::os::raw::c_int;
+
+    pub enum Outcome {
+        Decoded(image::RgbImage),
+        Corrupt(String),
+        /// Not a JPEG libjpeg can turn into RGB (e.g. CMYK): left to the `image` crate.
+        NotJpeg,
+    }
+
+    thread_local!(static WARNINGS: Cell<u32> = const { Cell::new(0) });
+
+    extern "C-unwind" fn on_message(_: &mut mozjpeg_sys::jpeg_common_struct, level: c_int) {
+        if level < 0 {
+            WARNINGS.with(|w| w.set(w.get() + 1));
+        }
+    }
+
+    extern "C-unwind" fn on_fatal(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+        // SAFETY: libjpeg calls this with its own valid error manager installed.
+        let code = unsafe { (*cinfo.err).msg_code };
+        std::panic::resume_unwind(Box::new(format!("libjpeg error {code}")));
+    }
+
+    pub fn decode(bytes: &[u8]) -> Outcome {
+        if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Outcome::NotJpeg;
+        }
+        WARNINGS.with(|w| w.set(0));
+        let result = std::panic::catch_unwind(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
+            // SAFETY: a zeroed jpeg_error_mgr is what jpeg_std_error expects to fill in.
+            let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
+            unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
+            err.error_exit = Some(on_fatal);
+            err.emit_message = Some(on_message);
+            let mut started = mozjpeg::Decompress::with_err(err).from_mem(bytes)?.rgb()?;
+            let (w, h) = (started.width(), started.height());
+            let pixels = started.read_scanlines::<u8>()?;
+            started.finish()?;
+            Ok((w, h, pixels))
+        });
+        let warnings = WARNINGS.with(|w| w.get());
+        match result {
+            Ok(Ok((w, h, pixels))) if warnings == 0 => match image::RgbImage::from_vec(w as u32, h as u32, pixels) {
+                Some(img) => Outcome::Decoded(img),
+                None => Outcome::Corrupt("decoded size mismatch".into()),
+            },
+            Ok(Ok(_)) => Outcome::Corrupt(format!("{warnings} decoder warnings: data missing or damaged")),
+            Ok(Err(e)) => Outcome::Corrupt(e.to_string()),
+            Err(_) => Outcome::NotJpeg,
+        }
+    }
 }
 
 /// Reads and decodes an image file.
