@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Builds and serves the web app, and runs every test.
+#
+#   ./build.sh            build the wasm into www/pkg/ (release, wasm-bindgen --target web, wasm-opt)
+#   ./build.sh serve      build, make sure a model is in www/models/, serve www/ on 127.0.0.1
+#                         (PORT, default 8050; the real weights when they can be fetched,
+#                         else a seeded random model that the page labels untrained)
+#   ./build.sh test       cargo test, cargo check for wasm32, the wasm build, the browser tests
+#   ./build.sh weights    tools/fetch-weights.sh (the real google/bit-50 weights)
+#
+# It installs what is missing: the wasm32 rustup target, the wasm-bindgen-cli matching
+# Cargo.lock, the node packages (playwright-core, binaryen's wasm-opt) and, as root,
+# Debian's chromium. Debian's own binaryen is never used: its wasm-opt 108 writes wasm
+# that fails in the browser.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+export NODEVICE_SELECT=1
+
+say() { printf '\033[1mbuild.sh:\033[0m %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+need_rust_target() {
+  if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    say "adding the rustup target wasm32-unknown-unknown"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+need_wasm_bindgen() {
+  local want have
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+  [ -n "$want" ] || die "no wasm-bindgen in Cargo.lock"
+  have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+  if [ "$have" != "$want" ]; then
+    say "installing wasm-bindgen-cli $want (found: ${have:-none})"
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+}
+
+need_node_packages() {
+  command -v node >/dev/null || die "node is missing (apt-get install -y nodejs npm)"
+  if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ]; then
+    say "installing node packages (npm ci)"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+chromium_path() {
+  for c in "${CHROMIUM:-}" /usr/lib/chromium/chromium /usr/bin/chromium; do
+    [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return 0; }
+  done
+  return 1
+}
+
+need_chromium() {
+  if ! chromium_path >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+      say "installing Debian's chromium"
+      (apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }) >&2
+    else
+      die "chromium is missing: run 'apt-get install -y chromium' as root"
+    fi
+  fi
+}
+
+build_wasm() {
+  need_rust_target
+  need_wasm_bindgen
+  need_node_packages
+  say "building the wasm (release)"
+  nice cargo build --release --target wasm32-unknown-unknown --lib
+  local target_dir
+  target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
+  local wasm="$target_dir/wasm32-unknown-unknown/release/bit50.wasm"
+  rm -rf www/pkg.tmp && mkdir -p www/pkg.tmp
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg.tmp "$wasm"
+  say "optimizing with wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}')"
+  nice node_modules/.bin/wasm-opt -O3 \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    www/pkg.tmp/bit50_bg.wasm -o www/pkg.tmp/bit50_bg.opt.wasm
+  mv www/pkg.tmp/bit50_bg.opt.wasm www/pkg.tmp/bit50_bg.wasm
+  rm -rf www/pkg && mv www/pkg.tmp www/pkg
+  say "www/pkg/bit50_bg.wasm: $(du -k www/pkg/bit50_bg.wasm | cut -f1) KiB"
+}
+
+native_cli() {
+  if [ ! -x target/release/bit50 ] || [ -n "$(find src shaders Cargo.toml -newer target/release/bit50 -print -quit)" ]; then
+    say "building the native CLI"
+    nice cargo build --release --bin bit50 >&2
+  fi
+  echo "$root/target/release/bit50"
+}
+
+ensure_model() {
+  if [ -f www/models/bit-50/manifest.json ]; then
+    say "model: www/models/bit-50 (real weights)"
+    return
+  fi
+  if [ -x tools/fetch-weights.sh ] && BIT50="$(native_cli)" tools/fetch-weights.sh; then
+    say "model: www/models/bit-50 (real weights)"
+    return
+  fi
+  if [ ! -f www/models/bit-50-random/manifest.json ]; then
+    say "the real weights cannot be fetched: making a seeded random model (the page labels it untrained)"
+    local cli tmp
+    cli="$(native_cli)"
+    tmp="$(mktemp -d)"
+    "$cli" random-model --out "$tmp/hf"
+    "$cli" convert "$tmp/hf" --out www/models/bit-50-random --dtype f16
+    rm -rf "$tmp"
+  fi
+  say "model: www/models/bit-50-random (seeded random weights: untrained)"
+}
+
+ensure_tiny_model() {
+  if [ ! -f www/models/tiny/manifest.json ] || [ tests/fixtures/tiny/model.safetensors -nt www/models/tiny/manifest.json ]; then
+    "$(native_cli)" convert tests/fixtures/tiny --out www/models/tiny
+  fi
+}
+
+cmd="${1:-build}"
+case "$cmd" in
+  build|"")
+    build_wasm
+    ;;
+  serve)
+    build_wasm
+    ensure_model
+    ensure_tiny_model
+    exec node tools/serve.mjs --root www --port "${PORT:-8050}"
+    ;;
+  test)
+    status=0
+    say "cargo test"
+    nice cargo test || status=1
+    say "cargo check --target wasm32-unknown-unknown --lib"
+    need_rust_target
+    nice cargo check --target wasm32-unknown-unknown --lib || status=1
+    build_wasm || exit 1
+    need_chromium
+    ensure_tiny_model
+    say "browser tests (node --test tests/browser/)"
+    CHROMIUM="$(chromium_path)" BIT50="$(native_cli)" node --test --test-concurrency=1 tests/browser/ || status=1
+    [ "$status" = 0 ] && say "all tests passed" || say "some tests FAILED"
+    exit "$status"
+    ;;
+  weights)
+    [ -x tools/fetch-weights.sh ] || die "tools/fetch-weights.sh is not there yet"
+    BIT50="$(native_cli)" exec tools/fetch-weights.sh "${@:2}"
+    ;;
+  -h|--help|help)
+    sed -n '2,15p' "$0"
+    ;;
+  *)
+    die "unknown command $cmd (build, serve, test, weights)"
+    ;;
+esac

@@ -1,0 +1,336 @@
+//! The WebAssembly surface (wasm-bindgen), used by `www/bit50-worker.js`.
+//!
+//! JavaScript fetches the manifest and shards (with progress and the Cache Storage),
+//! hands each shard to a [`ModelLoader`], which checks its size and sha256, then
+//! [`build_engine`] turns the loader into an [`Engine`] on WebGPU, or on the CPU
+//! (the reference forward pass) when WebGPU is missing or refuses. Every Engine
+//! call takes RGBA pixels decoded by the browser; the preprocessing after that is
+//! the crate's own, so results match the native `bit50 classify`.
+
+use crate::gpu::{Gpu, GpuNetwork};
+use crate::model::Network;
+use crate::preprocess;
+use crate::weights::Manifest;
+use crate::{config::PreprocessorConfig, reference, Error, Result};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&format!("bit50 panicked: {info}").into());
+    }));
+}
+
+fn js_err(e: Error) -> JsError {
+    JsError::new(&e.0)
+}
+
+/// A manifest and the shards received so far, each checked against it.
+#[wasm_bindgen]
+pub struct ModelLoader {
+    manifest: Manifest,
+    source: String,
+    shards: Vec<Option<Vec<u8>>>,
+}
+
+#[derive(Serialize)]
+struct ManifestInfo<'a> {
+    name: &'a str,
+    dtype: crate::weights::Dtype,
+    labels: &'a [String],
+    shards: &'a [crate::weights::Shard],
+    total_bytes: u64,
+}
+
+#[wasm_bindgen]
+impl ModelLoader {
+    /// Parses `manifest.json`; `source` (its URL) names it in errors.
+    #[wasm_bindgen(constructor)]
+    pub fn new(manifest: &[u8], source: &str) -> std::result::Result<ModelLoader, JsError> {
+        let manifest = Manifest::parse(manifest, source).map_err(js_err)?;
+        // Fail early on a config we cannot build, before downloading anything.
+        manifest.bit_config(source).map_err(js_err)?;
+        manifest.preprocessor_config(source).map_err(js_err)?;
+        let shards = vec![None; manifest.shards.len()];
+        Ok(ModelLoader { manifest, source: source.to_string(), shards })
+    }
+
+    /// JSON: `{name, dtype, labels, shards: [{file, bytes, sha256}], total_bytes}`.
+    pub fn info(&self) -> String {
+        let info = ManifestInfo {
+            name: &self.manifest.name,
+            dtype: self.manifest.dtype,
+            labels: &self.manifest.labels,
+            shards: &self.manifest.shards,
+            total_bytes: self.manifest.shards.iter().map(|s| s.bytes).sum(),
+        };
+        serde_json::to_string(&info).expect("serializes")
+    }
+
+    /// Checks shard `index` (size and sha256) and keeps it; `source` is its URL.
+    pub fn add_shard(&mut self, index: usize, bytes: Vec<u8>, source: &str) -> std::result::Result<(), JsError> {
+        let shard = self.manifest.shards.get(index).ok_or_else(|| JsError::new(&format!("{}: no shard {index}", self.source)))?;
+        Manifest::verify_shard(shard, &bytes, source).map_err(js_err)?;
+        self.shards[index] = Some(bytes);
+        Ok(())
+    }
+}
+
+/// Builds the network from a complete loader. `backend` is "webgpu", "cpu" or
+/// "auto" (WebGPU, else the CPU, with the reason in `Engine::info`).
+#[wasm_bindgen]
+pub async fn build_engine(loader: ModelLoader, backend: String) -> std::result::Result<Engine, JsError> {
+    let ModelLoader { manifest, source, shards } = loader;
+    let shards: Vec<Vec<u8>> = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.ok_or_else(|| Error(format!("{source}: shard {} was not loaded", manifest.shards[i].file))))
+        .collect::<Result<_>>()
+        .map_err(js_err)?;
+    let model = manifest.into_model(&shards, &source).map_err(js_err)?;
+    drop(shards);
+    let mut fallback_reason = None;
+    let lost = Arc::new(Mutex::new(None::<String>));
+    let run = if backend == "cpu" {
+        fallback_reason = Some("the CPU path was requested".to_string());
+        Backend::Cpu(model.network)
+    } else {
+        match open_gpu(&model.network, &lost).await {
+            Ok(net) => Backend::Gpu(Box::new(net), model.network),
+            Err(e) if backend == "auto" => {
+                fallback_reason = Some(e.0);
+                Backend::Cpu(model.network)
+            }
+            Err(e) => return Err(js_err(e)),
+        }
+    };
+    let lost_flag = lost.clone();
+    let inner = Inner { name: model.name, labels: model.labels, preprocessor: model.preprocessor, run, fallback_reason, lost };
+    Ok(Engine { inner: Rc::new(RefCell::new(inner)), lost: lost_flag })
+}
+
+async fn open_gpu(net: &Network, lost: &Arc<Mutex<Option<String>>>) -> Result<GpuNetwork> {
+    let gpu = Gpu::new().await?;
+    let on_lost = lost.clone();
+    gpu.device.set_device_lost_callback(move |reason, message| {
+        *on_lost.lock().unwrap() = Some(format!("GPU device lost ({reason:?}): {message}"));
+    });
+    let on_error = lost.clone();
+    // wgpu's default handler panics, which would kill the whole module.
+    gpu.device.on_uncaptured_error(Arc::new(move |e| {
+        web_sys::console::error_1(&format!("bit50: WebGPU error: {e}").into());
+        on_error.lock().unwrap().get_or_insert_with(|| format!("WebGPU error: {e}"));
+    }));
+    GpuNetwork::new(gpu, net).await
+}
+
+enum Backend {
+    /// The GPU network, and the CPU weights for what the GPU path does not compute yet.
+    Gpu(Box<GpuNetwork>, Network),
+    Cpu(Network),
+}
+
+struct Inner {
+    name: String,
+    labels: Vec<String>,
+    preprocessor: PreprocessorConfig,
+    run: Backend,
+    fallback_reason: Option<String>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+#[derive(Serialize)]
+struct Info<'a> {
+    name: &'a str,
+    labels: &'a [String],
+    backend: &'static str,
+    adapter: String,
+    fallback_reason: Option<&'a str>,
+    image_size: usize,
+    features: usize,
+    classes: usize,
+}
+
+#[derive(Serialize)]
+struct Classified {
+    top: Vec<crate::Prediction>,
+}
+
+/// Where the network's square input lies in the original image, in its pixels.
+#[derive(Serialize)]
+struct Crop {
+    x: f64,
+    y: f64,
+    width: f64,
+    height: f64,
+}
+
+#[derive(Serialize)]
+struct HeatmapHeader {
+    index: usize,
+    label: String,
+    width: usize,
+    height: usize,
+    min: f32,
+    max: f32,
+    crop: Crop,
+}
+
+/// A loaded network; every method resolves a Promise. Calls must not overlap
+/// (the worker queues them).
+#[wasm_bindgen]
+pub struct Engine {
+    inner: Rc<RefCell<Inner>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl Inner {
+    fn check_lost(&self) -> Result<()> {
+        match &*self.lost.lock().unwrap() {
+            Some(msg) => Err(Error(format!("device-lost: {msg}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn pixels(&self, width: u32, height: u32, rgba: &[u8], source: &str) -> Result<Vec<f32>> {
+        let img = preprocess::from_rgba(width, height, rgba, source)?;
+        Ok(preprocess::preprocess(&img, &self.preprocessor))
+    }
+
+    async fn logits(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
+        self.check_lost()?;
+        let out = match &mut self.run {
+            Backend::Gpu(net, _) => net.logits(pixels).await,
+            Backend::Cpu(net) => Ok(reference::forward(net, pixels).logits),
+        };
+        self.check_lost()?;
+        out
+    }
+
+    async fn pooled(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
+        self.check_lost()?;
+        let out = match &mut self.run {
+            Backend::Gpu(net, _) => net.taps(pixels).await.map(|t| t.pooled),
+            Backend::Cpu(net) => Ok(reference::forward(net, pixels).pooled),
+        };
+        self.check_lost()?;
+        out
+    }
+
+    /// Class activation map: the final feature map (after GroupNorm + ReLU) weighted
+    /// by the class's classifier column, `[h][w]`. Its mean plus the bias is the logit.
+    async fn class_map(&mut self, pixels: &[f32], class: usize) -> Result<(usize, usize, Vec<f32>)> {
+        self.check_lost()?;
+        let net = match &self.run {
+            Backend::Gpu(_, net) | Backend::Cpu(net) => net,
+        };
+        if class >= net.classes() {
+            crate::bail!("class index {class} is out of range (the model has {} classes)", net.classes());
+        }
+        let f = reference::forward(net, pixels);
+        let (c, classes) = (f.norm.c, net.classes());
+        let map = f
+            .norm
+            .data
+            .chunks_exact(c)
+            .map(|px| px.iter().enumerate().map(|(ch, &v)| v * net.classifier_weight[ch * classes + class]).sum())
+            .collect();
+        Ok((f.norm.h, f.norm.w, map))
+    }
+}
+
+fn promise<F>(f: F) -> js_sys::Promise
+where
+    F: std::future::Future<Output = Result<JsValue>> + 'static,
+{
+    wasm_bindgen_futures::future_to_promise(async move { f.await.map_err(|e| JsError::new(&e.0).into()) })
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// JSON: `{name, labels, backend: "webgpu"|"cpu", adapter, fallback_reason, image_size, features, classes}`.
+    pub fn info(&self) -> String {
+        let inner = self.inner.borrow();
+        let (backend, adapter, net) = match &inner.run {
+            Backend::Gpu(gpu, net) => ("webgpu", gpu.gpu.describe(), net),
+            Backend::Cpu(net) => ("cpu", "WebAssembly on the CPU".to_string(), net),
+        };
+        let info = Info {
+            name: &inner.name,
+            labels: &inner.labels,
+            backend,
+            adapter,
+            fallback_reason: inner.fallback_reason.as_deref(),
+            image_size: net.image_size,
+            features: net.features(),
+            classes: net.classes(),
+        };
+        serde_json::to_string(&info).expect("serializes")
+    }
+
+    /// Resolves a JSON string `{"top": [{index, label, prob, logit}]}`.
+    pub fn classify(&self, width: u32, height: u32, rgba: Vec<u8>, top_k: usize, source: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
+            let pixels = inner.pixels(width, height, &rgba, &source)?;
+            drop(rgba);
+            let logits = inner.logits(&pixels).await?;
+            let top = crate::top_k(&logits, &inner.labels, top_k.max(1));
+            Ok(JsValue::from_str(&serde_json::to_string(&Classified { top }).expect("serializes")))
+        })
+    }
+
+    /// Resolves the pooled features as a Float32Array.
+    pub fn embed(&self, width: u32, height: u32, rgba: Vec<u8>, source: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
+            let pixels = inner.pixels(width, height, &rgba, &source)?;
+            let pooled = inner.pooled(&pixels).await?;
+            Ok(js_sys::Float32Array::from(&pooled[..]).into())
+        })
+    }
+
+    /// Resolves `[headerJson, Float32Array]`: the class activation map of `class`
+    /// and where the network's input crop lies in the image.
+    pub fn explain(&self, width: u32, height: u32, rgba: Vec<u8>, class: usize, source: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
+            let pixels = inner.pixels(width, height, &rgba, &source)?;
+            let (h, w, map) = inner.class_map(&pixels, class).await?;
+            let min = map.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let p = &inner.preprocessor;
+            let (rw, rh) = preprocess::resized_size(width, height, p.shortest_edge);
+            let (left, top) = ((rw - p.crop) / 2, (rh - p.crop) / 2);
+            let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
+            let crop = Crop { x: left as f64 * sx, y: top as f64 * sy, width: p.crop as f64 * sx, height: p.crop as f64 * sy };
+            let label = inner.labels.get(class).cloned().unwrap_or_else(|| format!("LABEL_{class}"));
+            let header = HeatmapHeader { index: class, label, width: w, height: h, min, max, crop };
+            let out = js_sys::Array::new();
+            out.push(&JsValue::from_str(&serde_json::to_string(&header).expect("serializes")));
+            out.push(&js_sys::Float32Array::from(&map[..]));
+            Ok(out.into())
+        })
+    }
+
+    /// Whether the GPU device was lost (the engine must then be rebuilt).
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap().clone()
+    }
+
+    /// Test hook: destroys the GPU device, as a driver reset would.
+    pub fn lose_device(&self) {
+        if let Ok(inner) = self.inner.try_borrow() {
+            if let Backend::Gpu(net, _) = &inner.run {
+                net.gpu.device.destroy();
+            }
+        }
+    }
+}

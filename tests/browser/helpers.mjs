@@ -1,0 +1,128 @@
+// Shared setup for the browser tests: a static server for www/, Debian's Chromium driven
+// by playwright-core (never a downloaded browser), and the native CLI for expected values.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startServer } from '../../tools/serve.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const WWW = path.join(ROOT, 'www');
+export const PHOTOS = path.join(ROOT, 'tests/fixtures/photos');
+export const TINY = 'models/tiny/';
+export const ARTIFACTS = path.join(ROOT, 'target/browser-artifacts');
+
+const BASE_FLAGS = [
+  '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync',
+];
+
+export function chromiumPath() {
+  for (const c of [process.env.CHROMIUM, '/usr/lib/chromium/chromium', '/usr/bin/chromium']) {
+    if (c && fs.existsSync(c)) return c;
+  }
+  throw new Error("Debian's chromium is missing: apt-get install -y chromium (never a downloaded browser)");
+}
+
+/** Launches Chromium; webgpu: false leaves out --enable-unsafe-webgpu (no adapter). */
+export async function launch({ webgpu = true, camera = false } = {}) {
+  const args = [...BASE_FLAGS];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  if (camera) args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream');
+  return chromium.launch({ executablePath: chromiumPath(), args, ignoreDefaultArgs: ['--headless'], headless: true });
+}
+
+/** A server for www/ on a free 127.0.0.1 port; mounts: {'/prefix/': dir}. */
+export function serve(mounts = {}) {
+  if (!fs.existsSync(path.join(WWW, 'pkg/bit50_bg.wasm'))) throw new Error('www/pkg is not built: run ./build.sh');
+  if (!fs.existsSync(path.join(WWW, TINY, 'manifest.json'))) throw new Error('www/models/tiny is missing: bit50 convert tests/fixtures/tiny --out www/models/tiny');
+  return startServer({ root: WWW, mounts });
+}
+
+/** A page that records console errors; fails loudly on uncaught page errors. */
+export async function openPage(browser, url, { permissions = [] } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  if (permissions.length) await context.grantPermissions(permissions);
+  const page = await context.newPage();
+  page.logs = [];
+  page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => page.logs.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  return page;
+}
+
+let cli = null;
+/** `bit50 classify --json` on a file (the native reference for the page's results). */
+export function nativeClassify(file, model = path.join(WWW, TINY), extra = []) {
+  cli ??= process.env.BIT50 || path.join(ROOT, 'target/release/bit50');
+  const out = execFileSync(cli, ['classify', '--model', model, '--json', '--top', '5', ...extra, file], {
+    encoding: 'utf8',
+    env: { ...process.env, NODEVICE_SELECT: '1' },
+  });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+/** Drops files on the page with a real drop event carrying a DataTransfer. */
+export async function dropFiles(page, files, selector = 'body') {
+  const payload = files.map((f) => ({
+    name: typeof f === 'string' ? path.basename(f) : f.name,
+    type: typeof f === 'string' ? mime(f) : f.type,
+    b64: (typeof f === 'string' ? fs.readFileSync(f) : f.bytes).toString('base64'),
+  }));
+  await page.evaluate(
+    ({ payload, selector }) => {
+      const dt = new DataTransfer();
+      for (const f of payload) {
+        const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+        dt.items.add(new File([bytes], f.name, { type: f.type }));
+      }
+      const target = document.querySelector(selector);
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        target.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
+      }
+    },
+    { payload, selector },
+  );
+}
+
+export function mime(file) {
+  const ext = path.extname(file).toLowerCase();
+  return { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.txt': 'text/plain' }[ext] || 'application/octet-stream';
+}
+
+/** Waits until the page's model is ready (or failed), returns the info. */
+export async function waitModel(page, timeout = 120_000) {
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.model), null, { timeout });
+  return page.evaluate(() => window.bit50.model?.info ?? null);
+}
+
+/** Top-k read back from the card of `name` once it is done or failed. */
+export async function cardResult(page, name, timeout = 120_000) {
+  const card = page.locator('.card', { has: page.locator('.name', { hasText: name }) }).first();
+  await card.locator(':scope.done, :scope.failed').or(card.and(page.locator('.done, .failed'))).first().waitFor({ timeout });
+  return card.evaluate((el) => ({
+    done: el.classList.contains('done'),
+    state: el.querySelector('.state').textContent,
+    top: el.dataset.top ? JSON.parse(el.dataset.top) : null,
+  }));
+}
+
+export function expectSameTop(t, got, want, { probTol = 1e-3 } = {}) {
+  const g = got.map((p) => p.index);
+  const w = want.map((p) => p.index);
+  if (JSON.stringify(g) !== JSON.stringify(w)) {
+    throw new Error(`top-5 differs: page ${JSON.stringify(got)} vs native ${JSON.stringify(want)}`);
+  }
+  for (let i = 0; i < got.length; i++) {
+    if (got[i].label !== want[i].label) throw new Error(`label ${i}: ${got[i].label} vs ${want[i].label}`);
+    if (Math.abs(got[i].prob - want[i].prob) > probTol) throw new Error(`prob ${i}: ${got[i].prob} vs ${want[i].prob}`);
+  }
+}
+
+export function saveArtifact(name, data) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, name);
+  fs.writeFileSync(file, data);
+  return file;
+}

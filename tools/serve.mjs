@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// A small static server for www/ (used by `./build.sh serve` and the browser tests).
+//
+//   node tools/serve.mjs [--root www] [--port 8050] [--host 127.0.0.1]
+//
+// Correct MIME types (.wasm, .mjs, .safetensors), CORS for every file so that models
+// and the embed script load from other origins, no directory listings, and nothing
+// outside the root. As a module: `startServer({root, port, mounts})` resolves
+// `{url, port, requests, close()}`; `requests` lists every path served or refused.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.safetensors': 'application/octet-stream',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.gif': 'image/gif',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+export function startServer({ root = 'www', port = 0, host = '127.0.0.1', mounts = {}, quiet = true } = {}) {
+  const roots = [...Object.entries(mounts).map(([prefix, dir]) => [prefix, path.resolve(dir)]), ['/', path.resolve(root)]];
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const headers = { 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-cache' };
+    let pathname;
+    try {
+      pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    } catch {
+      res.writeHead(400, headers).end('bad request');
+      return;
+    }
+    requests.push(pathname);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { ...headers, 'Access-Control-Allow-Methods': 'GET, HEAD', 'Access-Control-Allow-Headers': '*' }).end();
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, headers).end('method not allowed');
+      return;
+    }
+    const [prefix, dir] = roots.find(([p]) => pathname.startsWith(p));
+    let file = path.join(dir, pathname.slice(prefix.length));
+    if (file !== dir && !file.startsWith(dir + path.sep)) {
+      res.writeHead(403, headers).end('forbidden');
+      return;
+    }
+    fs.stat(file, (err, st) => {
+      if (!err && st.isDirectory()) {
+        if (!pathname.endsWith('/')) {
+          res.writeHead(301, { ...headers, Location: pathname + '/' }).end();
+          return;
+        }
+        file = path.join(file, 'index.html');
+        try {
+          st = fs.statSync(file);
+        } catch (e) {
+          err = e;
+        }
+      }
+      if (err || !st.isFile()) {
+        if (!quiet) console.log(`404 ${pathname}`);
+        res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('not found');
+        return;
+      }
+      const type = TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream';
+      res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': st.size });
+      if (req.method === 'HEAD') {
+        res.end();
+        return;
+      }
+      fs.createReadStream(file).pipe(res);
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const actual = server.address().port;
+      resolve({
+        url: `http://${host}:${actual}/`,
+        port: actual,
+        requests,
+        close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+      });
+    });
+  });
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const arg = (name, fallback) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : fallback;
+  };
+  const root = arg('--root', 'www');
+  const port = Number(arg('--port', process.env.PORT || 8050));
+  const host = arg('--host', '127.0.0.1');
+  startServer({ root, port, host, quiet: false }).then(
+    (s) => console.log(`serving ${path.resolve(root)} at ${s.url} (Ctrl-C to stop)`),
+    (e) => {
+      console.error(`serve: cannot listen on ${host}:${port}: ${e.message}`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,407 @@
+// The demo page: load a model, classify dropped / picked / pasted photos and camera frames.
+import { load, drawHeatmap, Bit50Error } from './bit50.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+let model = null;
+let loading = null;
+let cardCount = 0;
+
+const fmtBytes = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`);
+const pct = (p) => `${(p * 100).toFixed(p >= 0.995 || p < 0.0005 ? 0 : 1)}%`;
+
+/** Shows a message that stays until dismissed (errors) or a few seconds (notes). */
+function message(text, kind = 'error') {
+  const box = document.createElement('div');
+  box.className = `message ${kind}`;
+  const p = document.createElement('p');
+  p.textContent = text;
+  const close = document.createElement('button');
+  close.className = 'close';
+  close.type = 'button';
+  close.setAttribute('aria-label', 'Dismiss this message');
+  close.textContent = '×';
+  close.onclick = () => box.remove();
+  box.append(p, close);
+  $('messages').append(box);
+  if (kind !== 'error') setTimeout(() => box.remove(), 6000);
+  return box;
+}
+
+function announce(text) {
+  const a = $('announcer');
+  a.textContent = '';
+  setTimeout(() => (a.textContent = text), 50);
+}
+
+function explainError(err) {
+  const hints = {
+    'not-found': 'Weights not found.',
+    checksum: 'Checksum mismatch: the weights are damaged or do not belong to this model.',
+    network: 'Network error.',
+    'bad-model': 'This is not a model this page can load.',
+    'no-webgpu': 'No WebGPU.',
+    'not-image': 'Not an image.',
+    truncated: 'Damaged image.',
+    'too-large': 'File too large.',
+    'too-small': 'Image too small.',
+  };
+  const hint = hints[err.code];
+  return hint ? `${hint} ${err.message}` : err.message || String(err);
+}
+
+async function defaultModelUrl() {
+  if (params.get('model')) return params.get('model');
+  for (const url of ['models/bit-50/', 'models/bit-50-random/']) {
+    try {
+      const r = await fetch(`${url}manifest.json`, { method: 'HEAD', cache: 'no-cache' });
+      if (r.ok) return url;
+    } catch {}
+  }
+  return 'models/bit-50/';
+}
+
+async function loadModel(url) {
+  $('model-url').value = url;
+  $('model-name').textContent = 'loading…';
+  $('badge-untrained').hidden = true;
+  $('badge-backend').hidden = true;
+  $('progress').hidden = false;
+  $('progress').value = 0;
+  $('progress').removeAttribute('max');
+  $('progress-text').textContent = `Fetching ${url}…`;
+  $('adapter').textContent = '…';
+  $('weights-source').textContent = '…';
+  document.body.dataset.model = 'loading';
+  const old = model;
+  model = null;
+  old?.dispose();
+  const t0 = performance.now();
+  let shownCacheNote = false;
+  try {
+    loading = load(url, {
+      onProgress: (p) => {
+        const bar = $('progress');
+        bar.max = p.total || 1;
+        bar.value = p.loaded;
+        const frac = p.total ? p.loaded / p.total : 0;
+        $('progress-text').textContent = `${fmtBytes(p.loaded)} of ${fmtBytes(p.total)} (${Math.floor(frac * 100)}%)${p.cachedBytes ? ` · ${fmtBytes(p.cachedBytes)} from the cache` : ''}`;
+        shownCacheNote ||= p.fromCache;
+      },
+    });
+    model = await loading;
+  } catch (err) {
+    loading = null;
+    document.body.dataset.model = 'error';
+    $('model-name').textContent = 'not loaded';
+    $('progress').hidden = true;
+    $('progress-text').textContent = 'The model could not be loaded.';
+    $('adapter').textContent = '—';
+    $('weights-source').textContent = '—';
+    message(`${explainError(err)} Pick another model under “Use another model”.`);
+    return;
+  }
+  loading = null;
+  const info = model.info;
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  $('model-name').textContent = info.name;
+  $('progress').value = $('progress').max;
+  $('progress-text').textContent = `Ready: ${info.classes} classes, ${info.image_size}×${info.image_size} input, loaded in ${secs} s`;
+  $('badge-untrained').hidden = !/random|untrained/i.test(`${info.name} ${info.url}`);
+  const badge = $('badge-backend');
+  badge.hidden = false;
+  badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
+  badge.className = `badge ${info.backend === 'webgpu' ? 'ok' : 'warn'}`;
+  $('adapter').textContent = info.backend === 'webgpu' ? info.adapter : `the CPU, in WebAssembly (slower): ${info.fallback_reason || ''}`;
+  $('weights-source').textContent = info.fromCache
+    ? `${fmtBytes(info.bytes)} ${info.dtype}, from this browser's cache (no download)`
+    : `${fmtBytes(info.bytes)} ${info.dtype}, downloaded and checked (sha256), now cached`;
+  document.body.dataset.model = 'ready';
+  document.body.dataset.backend = info.backend;
+  if (info.backend !== 'webgpu') message(`WebGPU is not available here, so the network runs on the CPU in WebAssembly: the same results, more slowly. (${info.fallback_reason})`, 'warn');
+  model.addEventListener('devicelost', () => message('The GPU device was lost; reloading the model…', 'warn'));
+  model.addEventListener('recovered', (e) => {
+    message(`Recovered: the model runs again on ${e.detail.info.backend === 'webgpu' ? e.detail.info.adapter : 'the CPU'}.`, 'note');
+    $('adapter').textContent = e.detail.info.adapter;
+  });
+}
+
+async function ready() {
+  if (model) return model;
+  if (loading) {
+    try {
+      return await loading;
+    } catch {}
+  }
+  throw new Bit50Error('not-loaded', 'No model is loaded: load one under “Use another model”.');
+}
+
+function drawThumb(canvas, bitmap) {
+  const max = 480;
+  const scale = Math.min(1, max / Math.max(bitmap.width, bitmap.height));
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+}
+
+function renderTop(list, top) {
+  list.replaceChildren();
+  for (const [rank, p] of top.entries()) {
+    const li = document.createElement('li');
+    li.className = rank === 0 ? 'best' : '';
+    const label = document.createElement('span');
+    label.className = 'label';
+    label.textContent = p.label;
+    const value = document.createElement('span');
+    value.className = 'prob';
+    value.textContent = pct(p.prob);
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.setAttribute('aria-hidden', 'true');
+    const fill = document.createElement('span');
+    fill.style.width = `${Math.max(0.5, p.prob * 100)}%`;
+    bar.append(fill);
+    li.append(label, value, bar);
+    li.dataset.index = p.index;
+    list.append(li);
+  }
+}
+
+/** Adds a card for one photo and classifies it. */
+async function classifyFile(file) {
+  const card = $('card-template').content.firstElementChild.cloneNode(true);
+  const id = `card-${++cardCount}`;
+  card.id = id;
+  card.querySelector('.name').textContent = file.name || 'pasted image';
+  card.setAttribute('aria-label', file.name || 'pasted image');
+  $('cards').prepend(card);
+  $('empty').hidden = true;
+  $('clear').hidden = false;
+  const state = card.querySelector('.state');
+  card.classList.add('busy');
+  state.textContent = 'Classifying…';
+  try {
+    try {
+      const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+      drawThumb(card.querySelector('.photo'), bitmap);
+      bitmap.close();
+    } catch {
+      card.querySelector('.thumb').classList.add('broken');
+    }
+    const m = await ready();
+    const result = await m.classify(file, { topK: 5 });
+    card.classList.remove('busy');
+    card.classList.add('done');
+    state.hidden = true;
+    renderTop(card.querySelector('.top'), result.top);
+    card.querySelector('.meta').textContent = `${Math.round(result.ms)} ms · ${m.info.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+    const toggle = card.querySelector('.toggle-heat');
+    toggle.hidden = false;
+    toggle.onclick = () => toggleHeatmap(card, file, result.top[0], toggle);
+    card.dataset.top = JSON.stringify(result.top);
+    const best = result.top[0];
+    announce(`${file.name || 'Image'}: ${best.label}, ${pct(best.prob)}.`);
+    return result;
+  } catch (err) {
+    card.classList.remove('busy');
+    card.classList.add('failed');
+    state.hidden = false;
+    state.classList.remove('muted');
+    state.classList.add('error-text');
+    state.textContent = explainError(err);
+    message(`${file.name || 'Image'}: ${explainError(err)}`);
+    return null;
+  }
+}
+
+async function toggleHeatmap(card, file, best, button) {
+  const heat = card.querySelector('.heat');
+  const on = button.getAttribute('aria-pressed') !== 'true';
+  button.setAttribute('aria-pressed', String(on));
+  button.textContent = on ? 'Hide the heatmap' : 'Show where it looks';
+  if (!on) {
+    heat.hidden = true;
+    return;
+  }
+  if (!heat.dataset.drawn) {
+    button.disabled = true;
+    try {
+      const map = await (await ready()).explain(file, best.index);
+      const photo = card.querySelector('.photo');
+      heat.width = photo.width;
+      heat.height = photo.height;
+      const ctx = heat.getContext('2d');
+      ctx.fillStyle = 'rgba(0,0,0,0.35)';
+      ctx.fillRect(0, 0, heat.width, heat.height);
+      ctx.clearRect(
+        (map.crop.x / map.imageWidth) * heat.width,
+        (map.crop.y / map.imageHeight) * heat.height,
+        (map.crop.width / map.imageWidth) * heat.width,
+        (map.crop.height / map.imageHeight) * heat.height,
+      );
+      drawHeatmap(ctx, map, 0, 0, heat.width, heat.height, { alpha: 0.6 });
+      heat.dataset.drawn = '1';
+      heat.setAttribute('aria-label', `Heatmap of where the network sees ${best.label}`);
+    } catch (err) {
+      message(`Heatmap: ${explainError(err)}`);
+      button.setAttribute('aria-pressed', 'false');
+      button.textContent = 'Show where it looks';
+      button.disabled = false;
+      return;
+    }
+    button.disabled = false;
+  }
+  heat.hidden = false;
+  announce(`Heatmap shown: warm colours mark where the network sees ${best.label}.`);
+}
+
+async function classifyFiles(files) {
+  const list = [...files];
+  if (!list.length) return;
+  for (const f of list) await classifyFile(f);
+}
+
+// Drop anywhere.
+let dragDepth = 0;
+const hasFiles = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
+window.addEventListener('dragenter', (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  dragDepth++;
+  $('drop-overlay').hidden = false;
+});
+window.addEventListener('dragover', (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
+  e.dataTransfer.dropEffect = 'copy';
+});
+window.addEventListener('dragleave', () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) $('drop-overlay').hidden = true;
+});
+window.addEventListener('drop', (e) => {
+  e.preventDefault();
+  dragDepth = 0;
+  $('drop-overlay').hidden = true;
+  const files = [...(e.dataTransfer?.files || [])];
+  if (!files.length) {
+    message('Nothing to classify was dropped: drop image files.');
+    return;
+  }
+  classifyFiles(files);
+});
+
+// Pick.
+$('pick').onclick = () => $('file-input').click();
+$('file-input').onchange = (e) => {
+  classifyFiles(e.target.files);
+  e.target.value = '';
+};
+
+// Paste.
+window.addEventListener('paste', (e) => {
+  if (e.target instanceof HTMLInputElement) return;
+  const files = [...(e.clipboardData?.items || [])].filter((i) => i.kind === 'file').map((i) => i.getAsFile()).filter(Boolean);
+  if (files.length) {
+    e.preventDefault();
+    classifyFiles(files.map((f, i) => (f.name && f.name !== 'image.png' ? f : new File([f], `pasted-${i + 1}.${(f.type.split('/')[1] || 'png')}`, { type: f.type }))));
+  }
+});
+
+// Camera.
+let stream = null;
+let liveRunning = false;
+let snapCount = 0;
+$('camera-start').onclick = async () => {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    message('This browser gives no access to a camera (a secure page, https or localhost, is needed).');
+    return;
+  }
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment', width: { ideal: 640 } }, audio: false });
+  } catch (err) {
+    message(`The camera could not be opened: ${err.message}`);
+    return;
+  }
+  const video = $('video');
+  video.srcObject = stream;
+  await video.play().catch(() => {});
+  $('camera').hidden = false;
+  $('camera-start').disabled = true;
+  $('snapshot').focus();
+  liveLoop();
+};
+
+async function liveLoop() {
+  if (liveRunning) return;
+  liveRunning = true;
+  const video = $('video');
+  const live = $('live');
+  while (stream) {
+    try {
+      const m = await ready();
+      if (video.readyState < 2) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      const r = await m.classify(video, { topK: 3 });
+      if (!stream) break;
+      live.replaceChildren(
+        ...r.top.map((p) => {
+          const d = document.createElement('div');
+          d.textContent = `${p.label} ${pct(p.prob)}`;
+          return d;
+        }),
+      );
+      live.dataset.frames = String(Number(live.dataset.frames || 0) + 1);
+    } catch (err) {
+      live.textContent = explainError(err);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await new Promise((r) => requestAnimationFrame(r));
+  }
+  liveRunning = false;
+}
+
+$('snapshot').onclick = async () => {
+  const video = $('video');
+  if (!stream || video.readyState < 2) return;
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d').drawImage(video, 0, 0);
+  const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
+  classifyFile(new File([blob], `snapshot-${++snapCount}.png`, { type: 'image/png' }));
+};
+
+$('camera-stop').onclick = stopCamera;
+function stopCamera() {
+  stream?.getTracks().forEach((t) => t.stop());
+  stream = null;
+  $('video').srcObject = null;
+  $('camera').hidden = true;
+  $('camera-start').disabled = false;
+  $('live').replaceChildren();
+  $('camera-start').focus();
+}
+
+$('clear').onclick = () => {
+  $('cards').replaceChildren();
+  $('empty').hidden = false;
+  $('clear').hidden = true;
+};
+
+$('model-form').onsubmit = (e) => {
+  e.preventDefault();
+  const url = $('model-url').value.trim();
+  if (!url) return;
+  const u = new URL(location.href);
+  u.searchParams.set('model', url);
+  history.replaceState(null, '', u);
+  loadModel(url);
+};
+
+// For tests and the curious.
+window.bit50 = { get model() { return model; }, loadModel, classifyFile };
+
+defaultModelUrl().then(loadModel);

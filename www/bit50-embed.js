@@ -1,0 +1,170 @@
+// <bit50-classifier model="URL"></bit50-classifier>: a self-contained drop zone that
+// classifies photos on the visitor's device. One script tag adds it to any page:
+//
+//   <script type="module" src="https://example.org/bit50/bit50-embed.js"></script>
+//   <bit50-classifier model="https://example.org/bit50/models/bit-50/"></bit50-classifier>
+//
+// Attributes: model (required), top-k (default 3). Events (bubbling, composed):
+// 'prediction' {detail: {name, top, ms}}, 'ready' {detail: info}, 'error' {detail: {code, message}}.
+import { load } from './bit50.js';
+
+const models = new Map(); // one load per model URL, shared by every widget on the page
+
+const STYLE = `
+:host { display: block; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; max-width: 420px; }
+.box { border: 2px dashed #b9c3d3; border-radius: 14px; background: #fbfcfe; padding: 16px; text-align: center; transition: background .15s, border-color .15s; }
+.box.over { background: #e6ecfd; border-color: #2f5bea; }
+.status { font-size: .85rem; color: #5b6470; margin: 0 0 10px; }
+.status.error, .err { color: #b3261e; }
+button { font: inherit; font-weight: 600; cursor: pointer; border-radius: 10px; padding: 8px 14px; border: 1px solid #2f5bea; background: #2f5bea; color: #fff; }
+button:disabled { opacity: .5; cursor: default; }
+button:focus-visible { outline: 3px solid #2f5bea; outline-offset: 2px; }
+.hint { font-size: .85rem; color: #5b6470; margin: 8px 0 0; }
+.result { display: flex; gap: 12px; align-items: flex-start; text-align: left; margin-top: 14px; }
+.result img { width: 96px; height: 96px; object-fit: cover; border-radius: 10px; background: #eef1f5; flex: none; }
+ol { list-style: none; margin: 0; padding: 0; flex: 1; min-width: 0; }
+li { display: grid; grid-template-columns: 1fr auto; font-size: .9rem; gap: 2px 8px; margin-bottom: 5px; }
+li:first-child .label { font-weight: 700; }
+.label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.prob { color: #5b6470; font-variant-numeric: tabular-nums; }
+.bar { grid-column: 1 / -1; height: 5px; background: #edf0f4; border-radius: 99px; overflow: hidden; }
+.bar span { display: block; height: 100%; background: #2f5bea; }
+.credit { font-size: .75rem; color: #8a929c; margin: 10px 0 0; }
+.vh { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+`;
+
+class Bit50Classifier extends HTMLElement {
+  static get observedAttributes() {
+    return ['model'];
+  }
+
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: 'open' });
+    root.innerHTML = `<style>${STYLE}</style>
+      <div class="box" part="dropzone">
+        <p class="status" part="status" aria-live="polite">Loading the model…</p>
+        <button type="button" part="button" disabled>Choose a photo</button>
+        <input type="file" accept="image/*" hidden>
+        <p class="hint">or drop one here</p>
+        <div class="result" part="result" hidden aria-live="polite"><img alt=""><ol></ol></div>
+        <p class="credit">BiT-50, running on your device</p>
+      </div>`;
+    this._box = root.querySelector('.box');
+    this._status = root.querySelector('.status');
+    this._button = root.querySelector('button');
+    this._input = root.querySelector('input');
+    this._result = root.querySelector('.result');
+    this._button.onclick = () => this._input.click();
+    this._input.onchange = () => {
+      if (this._input.files[0]) this.classify(this._input.files[0]);
+      this._input.value = '';
+    };
+    const box = this._box;
+    box.addEventListener('dragover', (e) => {
+      e.preventDefault();
+      box.classList.add('over');
+    });
+    box.addEventListener('dragleave', () => box.classList.remove('over'));
+    box.addEventListener('drop', (e) => {
+      e.preventDefault();
+      e.stopPropagation();
+      box.classList.remove('over');
+      const file = e.dataTransfer?.files?.[0];
+      if (file) this.classify(file);
+    });
+  }
+
+  connectedCallback() {
+    this._load();
+  }
+
+  attributeChangedCallback() {
+    if (this.isConnected) this._load();
+  }
+
+  _load() {
+    const url = this.getAttribute('model');
+    if (!url) {
+      this._fail({ code: 'bad-input', message: 'the model attribute is missing' });
+      return;
+    }
+    const absolute = new URL(url, document.baseURI).href;
+    if (this._url === absolute) return;
+    this._url = absolute;
+    if (!models.has(absolute)) {
+      models.set(absolute, load(absolute, {
+        onProgress: (p) => {
+          for (const el of document.querySelectorAll('bit50-classifier')) {
+            if (el._url === absolute && !el._model) el._status.textContent = `Loading the model… ${p.total ? Math.floor((100 * p.loaded) / p.total) : 0}%`;
+          }
+        },
+      }));
+    }
+    this._model = null;
+    this._button.disabled = true;
+    this._status.classList.remove('error');
+    models.get(absolute).then(
+      (model) => {
+        if (this._url !== absolute) return;
+        this._model = model;
+        this._button.disabled = false;
+        this._status.textContent = `Ready (${model.info.backend === 'webgpu' ? 'WebGPU' : 'CPU'})`;
+        this._emit('ready', model.info);
+      },
+      (err) => {
+        models.delete(absolute);
+        if (this._url === absolute) this._fail(err);
+      },
+    );
+  }
+
+  _fail(err) {
+    this._status.textContent = `Cannot classify: ${err.message}`;
+    this._status.classList.add('error');
+    this._emit('error', { code: err.code || 'error', message: err.message });
+  }
+
+  _emit(name, detail) {
+    this.dispatchEvent(new CustomEvent(name, { detail, bubbles: true, composed: true }));
+  }
+
+  /** Classifies a Blob/File (or any input bit50.js accepts) and shows the result. */
+  async classify(input) {
+    if (!this._model) {
+      this._fail({ code: 'not-loaded', message: 'the model is not loaded yet' });
+      return null;
+    }
+    const k = Number(this.getAttribute('top-k')) || 3;
+    this._status.classList.remove('error');
+    this._status.textContent = 'Classifying…';
+    try {
+      const r = await this._model.classify(input, { topK: k });
+      const img = this._result.querySelector('img');
+      if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+      img.src = input instanceof Blob ? URL.createObjectURL(input) : '';
+      img.alt = input.name || 'photo';
+      const list = this._result.querySelector('ol');
+      list.replaceChildren(
+        ...r.top.map((p) => {
+          const li = document.createElement('li');
+          li.innerHTML = '<span class="label"></span><span class="prob"></span><span class="bar"><span></span></span>';
+          li.querySelector('.label').textContent = p.label;
+          li.querySelector('.prob').textContent = `${(p.prob * 100).toFixed(1)}%`;
+          li.querySelector('.bar span').style.width = `${Math.max(1, p.prob * 100)}%`;
+          return li;
+        }),
+      );
+      this._result.hidden = false;
+      this._status.textContent = `${r.top[0].label} (${Math.round(r.ms)} ms)`;
+      const detail = { name: input.name || 'image', top: r.top, ms: r.ms };
+      this._emit('prediction', detail);
+      return detail;
+    } catch (err) {
+      this._fail(err);
+      return null;
+    }
+  }
+}
+
+if (!customElements.get('bit50-classifier')) customElements.define('bit50-classifier', Bit50Classifier);

@@ -1,0 +1,248 @@
+// bit50.js: BiT-50 image classification in the browser (WebGPU, else WebAssembly on the CPU).
+//
+//   import { load } from './bit50.js';
+//   const model = await load('models/bit-50/', { onProgress: (p) => console.log(p.loaded, p.total) });
+//   const { top, ms } = await model.classify(file, { topK: 5 });
+//   const features = await model.embed(file);          // Float32Array (2,048 for BiT-50)
+//   const heatmap = await model.explain(file, top[0].index);
+//   model.info;  model.dispose();
+//
+// All work happens in a Web Worker; every method returns a Promise. Failures reject
+// with a Bit50Error whose `code` says what went wrong (see README).
+
+const WORKER_URL = new URL('./bit50-worker.js', import.meta.url).href;
+
+/** An error with a machine-readable `code`: 'not-found', 'network', 'checksum', 'bad-model',
+ * 'no-webgpu', 'not-image', 'truncated', 'too-large', 'too-small', 'bad-input', 'disposed',
+ * 'device-lost', 'error'. */
+export class Bit50Error extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'Bit50Error';
+    this.code = code;
+  }
+}
+
+/** Starts a module worker; through a blob URL so that the module works from another origin. */
+function startWorker() {
+  const source = `import ${JSON.stringify(WORKER_URL)};`;
+  const blobUrl = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+  const worker = new Worker(blobUrl, { type: 'module', name: 'bit50' });
+  setTimeout(() => URL.revokeObjectURL(blobUrl), 60_000);
+  return worker;
+}
+
+class Connection {
+  constructor(onEvent) {
+    this.worker = startWorker();
+    this.next = 1;
+    this.pending = new Map();
+    this.onEvent = onEvent;
+    this.worker.onmessage = (e) => {
+      const msg = e.data;
+      if (msg.event) {
+        const p = this.pending.get(msg.id);
+        if (msg.event === 'progress' && p?.onProgress) p.onProgress(msg);
+        else this.onEvent?.(msg);
+        return;
+      }
+      const p = this.pending.get(msg.id);
+      if (!p) return;
+      this.pending.delete(msg.id);
+      if (msg.ok) p.resolve(msg.result);
+      else p.reject(new Bit50Error(msg.error.code, msg.error.message));
+    };
+    this.worker.onerror = (e) => {
+      e.preventDefault?.();
+      const err = new Bit50Error('error', `the bit50 worker failed: ${e.message || 'could not start (is bit50-worker.js served, and www/pkg built?)'}`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+  }
+
+  call(op, args = {}, transfer = [], onProgress = null) {
+    if (!this.worker) return Promise.reject(new Bit50Error('disposed', 'this model was disposed'));
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ id, op, ...args }, transfer);
+    });
+  }
+
+  close() {
+    this.worker?.terminate();
+    this.worker = null;
+    for (const p of this.pending.values()) p.reject(new Bit50Error('disposed', 'this model was disposed'));
+    this.pending.clear();
+  }
+}
+
+/**
+ * Turns any supported input into a message for the worker (transferring what it can).
+ * Blob/File are decoded in the worker; elements and bitmaps become an ImageBitmap here.
+ */
+async function toMessage(input) {
+  const g = globalThis;
+  if (g.Blob && input instanceof Blob) {
+    return [{ kind: 'blob', blob: input, name: input.name || 'image' }, []];
+  }
+  if (g.ImageData && input instanceof ImageData) {
+    const data = new Uint8Array(input.data); // a copy: the caller keeps theirs
+    return [{ kind: 'rgba', width: input.width, height: input.height, data, name: 'ImageData' }, [data.buffer]];
+  }
+  let source = input;
+  let name = 'image';
+  if (g.HTMLImageElement && input instanceof HTMLImageElement) {
+    name = (input.currentSrc || input.src || '').split('/').pop().split('?')[0] || 'img';
+    if (!input.complete || !input.naturalWidth) {
+      try {
+        await input.decode();
+      } catch {
+        throw new Bit50Error('not-image', `${name}: the image element holds no decodable image`);
+      }
+    }
+  } else if (g.HTMLVideoElement && input instanceof HTMLVideoElement) {
+    name = 'video frame';
+    if (input.readyState < 2 || !input.videoWidth) throw new Bit50Error('bad-input', 'the video has no frame yet');
+  } else if (g.HTMLCanvasElement && input instanceof HTMLCanvasElement) {
+    name = 'canvas';
+  } else if (g.OffscreenCanvas && input instanceof OffscreenCanvas) {
+    name = 'canvas';
+  } else if (g.ImageBitmap && input instanceof ImageBitmap) {
+    name = 'ImageBitmap';
+  } else if (g.VideoFrame && input instanceof VideoFrame) {
+    name = 'video frame';
+  } else {
+    throw new Bit50Error('bad-input', 'expected a Blob or File, ImageBitmap, ImageData, or an img, canvas or video element');
+  }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(source);
+  } catch (err) {
+    throw new Bit50Error('not-image', `${name}: cannot read its pixels (${err.message})`);
+  }
+  return [{ kind: 'bitmap', bitmap, name }, [bitmap]];
+}
+
+/** A loaded model. Events: 'devicelost' and 'recovered' (detail: {reason} / {info}). */
+export class Model extends EventTarget {
+  constructor(connection, info) {
+    super();
+    this._c = connection;
+    /** {name, labels, backend: 'webgpu'|'cpu', adapter, fallback_reason, image_size, features, classes, url, dtype, bytes, fromCache} */
+    this.info = info;
+  }
+
+  /** Resolves {top: [{index, label, prob, logit}], ms}. */
+  async classify(input, { topK = 5 } = {}) {
+    const [image, transfer] = await toMessage(input);
+    const r = await this._c.call('classify', { image, topK }, transfer);
+    return { top: r.top, ms: r.ms, width: r.width, height: r.height };
+  }
+
+  /** Resolves the pooled features (Float32Array, `info.features` long). */
+  async embed(input) {
+    const [image, transfer] = await toMessage(input);
+    return this._c.call('embed', { image }, transfer);
+  }
+
+  /**
+   * Resolves a class activation map for class `index`: {index, label, width, height,
+   * data: Float32Array (row-major), min, max, crop: {x, y, width, height}} where crop is
+   * the square of the image, in its pixels, that the network saw.
+   */
+  async explain(input, index) {
+    if (!Number.isInteger(index) || index < 0 || index >= this.info.classes) {
+      throw new Bit50Error('bad-input', `class index ${index} is out of range (0..${this.info.classes - 1})`);
+    }
+    const [image, transfer] = await toMessage(input);
+    return this._c.call('explain', { image, index }, transfer);
+  }
+
+  /** Frees the network and stops the worker. */
+  dispose() {
+    this._c.close();
+  }
+
+  /** For tests: destroys the GPU device, as a driver reset would. */
+  _loseDevice() {
+    return this._c.call('loseDevice');
+  }
+}
+
+/**
+ * Loads a converted model: `url` is its folder (ending in /) or its manifest.json,
+ * relative to the page or absolute (CORS). Shards are checked against their sha256
+ * and kept in the Cache Storage. Options: onProgress({loaded, total, file, fromCache}),
+ * backend: 'auto' (default), 'webgpu' or 'cpu'.
+ */
+export async function load(url, { onProgress, backend = 'auto' } = {}) {
+  if (!url) throw new Bit50Error('bad-input', 'load() needs a model URL');
+  const absolute = new URL(url, document.baseURI).href;
+  let model = null;
+  const connection = new Connection((msg) => {
+    if (!model) return;
+    if (msg.event === 'recovered') model.info = msg.info;
+    model.dispatchEvent(new CustomEvent(msg.event, { detail: msg }));
+  });
+  try {
+    const info = await connection.call('load', { url: absolute, backend }, [], onProgress);
+    model = new Model(connection, info);
+    return model;
+  } catch (err) {
+    connection.close();
+    throw err;
+  }
+}
+
+/** Draws a heatmap from explain() over an image drawn at (x, y, w, h) on a 2D context. */
+export function drawHeatmap(ctx, heatmap, x, y, w, h, { alpha = 0.55 } = {}) {
+  const { width, height, data, crop } = heatmap;
+  const img = new ImageData(width, height);
+  const span = heatmap.max - heatmap.min || 1;
+  for (let i = 0; i < data.length; i++) {
+    const [r, g, b] = colormap((data[i] - heatmap.min) / span);
+    img.data.set([r, g, b, 255], i * 4);
+  }
+  const small = new OffscreenCanvas(width, height);
+  small.getContext('2d').putImageData(img, 0, 0);
+  const sx = w / (heatmap.imageWidth || crop.x * 2 + crop.width);
+  const sy = h / (heatmap.imageHeight || crop.y * 2 + crop.height);
+  ctx.save();
+  ctx.globalAlpha = alpha;
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(small, x + crop.x * sx, y + crop.y * sy, crop.width * sx, crop.height * sy);
+  ctx.restore();
+}
+
+/** A perceptual blue-to-yellow-to-red ramp, t in [0, 1]. */
+export function colormap(t) {
+  const stops = [
+    [0.0, [48, 18, 59]],
+    [0.25, [40, 120, 220]],
+    [0.5, [40, 200, 120]],
+    [0.75, [250, 200, 40]],
+    [1.0, [200, 30, 20]],
+  ];
+  t = Math.min(1, Math.max(0, t));
+  for (let i = 1; i < stops.length; i++) {
+    if (t <= stops[i][0]) {
+      const [t0, c0] = stops[i - 1];
+      const [t1, c1] = stops[i];
+      const f = (t - t0) / (t1 - t0);
+      return c0.map((v, k) => Math.round(v + (c1[k] - v) * f));
+    }
+  }
+  return stops[stops.length - 1][1];
+}
+
+/** Whether this browser offers a WebGPU adapter (the model falls back to the CPU otherwise). */
+export async function hasWebGPU() {
+  if (!navigator.gpu) return false;
+  try {
+    return !!(await navigator.gpu.requestAdapter());
+  } catch {
+    return false;
+  }
+}
