@@ -757,3 +757,57 @@ impl<'a> Pickle<'a> {
 fn fmt_need(need: Option<u64>) -> String {
     need.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::load;
+
+    #[test]
+    fn deep_nesting_and_cycles_neither_recurse_nor_leak_into_a_crash() {
+        // 200k nested 1-tuples, then a list that contains itself.
+        let mut p = b"\x80\x02)".to_vec();
+        p.extend(std::iter::repeat_n(0x85u8, 200_000));
+        p.extend(b"0]q\x00h\x00a.");
+        let pickle = load(&p, "deep.pkl", false).unwrap();
+        assert!(pickle.numpy_dict(&[]).unwrap_err().0.contains("does not hold a dict"));
+    }
+
+    #[test]
+    fn a_memo_shared_byte_string_cannot_multiply_the_output() {
+        // {"a": arr, "b": arr, ...}: each entry rebuilds an array over the same memoized bytes.
+        let mut p = b"\x80\x02}(".to_vec();
+        let array = |p: &mut Vec<u8>, first: bool| {
+            p.extend(b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01M\x00\x04\x85");
+            p.extend(b"cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87R(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89");
+            if first {
+                p.extend(b"B\x00\x10\x00\x00");
+                p.extend([0u8; 4096]);
+                p.extend(b"q\x01");
+            } else {
+                p.extend(b"h\x01");
+            }
+            p.extend(b"tb");
+        };
+        for i in 0..200u32 {
+            p.extend(b"X\x04\x00\x00\x00");
+            p.extend(format!("{i:04}").as_bytes());
+            array(&mut p, i == 0);
+        }
+        p.extend(b"u.");
+        // 200 arrays of 1024 f4 over one memoized 4 KiB string: 204800 elements from a ~40 KB file.
+        let err = load(&p, "shared.pkl", false).unwrap().numpy_dict(&[]).err().unwrap();
+        assert!(err.0.contains("share more data than the file holds"), "{err}");
+    }
+
+    #[test]
+    fn persistent_ids_and_object_opcodes_are_refused() {
+        let err = load(b"\x80\x02X\x01\x00\x00\x00aQ.", "p.pkl", false).err().unwrap();
+        assert!(err.0.contains("persistent ids are only allowed in torch checkpoints"), "{err}");
+        let err = load(b"\x80\x02cbuiltins\neval\n.", "p.pkl", false).err().unwrap();
+        assert!(err.0.contains("refusing global builtins.eval"), "{err}");
+        let err = load(b"\x80\x02))\x81.", "p.pkl", false).err().unwrap();
+        assert!(err.0.contains("refusing object-creating opcode 0x81"), "{err}");
+        let err = load(b"\x80\x02X\xff\xff\xff\x7f", "p.pkl", false).err().unwrap();
+        assert!(err.0.contains("truncated"), "{err}");
+    }
+}
