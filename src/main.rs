@@ -14,9 +14,11 @@ bit50 — the BiT-50 image classifier (google/bit-50) on WebGPU
 
 USAGE:
   bit50 convert SRC --out DIR [--dtype f32|f16] [--max-shard-mb N]
-      SRC: a Hugging Face model folder (config.json, model.safetensors,
-      preprocessor_config.json) or a lone .safetensors file (google/bit-50's
-      config and preprocessing are then assumed). Writes the web weight folder.
+      SRC: a model folder or a lone weights file, in any published form:
+      Hugging Face (model.safetensors, pytorch_model.bin), PaddleNLP
+      (model_state.pdparams), timm (safetensors or .bin) or the original BiT
+      .npz. Without a config.json beside it, google/bit-50's config and
+      preprocessing are assumed. Writes the web weight folder.
   bit50 classify --model DIR [--top K] [--json] [--logits] [--cpu] IMAGE...
   bit50 classify --model DIR [--top K] [--json] [--logits] [--cpu] --pixels FILE.npy
       Top K classes per image (default 5) and the time taken. --json prints one
@@ -108,7 +110,7 @@ fn run(args: &[String]) -> Result<bool> {
 
 fn cmd_convert(args: &Args) -> Result<bool> {
     let [src] = args.positional.as_slice() else {
-        bail!("convert takes one source (a model folder or a .safetensors file)\n\n{USAGE}");
+        bail!("convert takes one source (a model folder or a weights file)\n\n{USAGE}");
     };
     let out = PathBuf::from(args.required("--out")?);
     let dtype: Dtype = args.value("--dtype").unwrap_or("f32").parse()?;

@@ -1,0 +1,205 @@
+//! The `bit50` command end to end: convert, classify photo files on the GPU and CPU
+//! (same top-5 as transformers, for the tiny and the full-size model), and every kind
+//! of bad input: a non-zero exit, one line naming the file and the problem, no panic,
+//! nothing half-written, and good inputs in the same run still answered.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn bit50(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_bit50")).args(args).env("NODEVICE_SELECT", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect::<Vec<_>>().join("\n");
+    Run { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The tiny fixture model converted by the command itself.
+fn tiny_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = scratch("cli-tiny").join("model");
+        let run = bit50(&["convert", path(&fixtures().join("tiny")), "--out", path(&out)]);
+        assert!(run.ok, "{}", run.stderr);
+        out
+    })
+}
+
+fn photo(name: &str) -> String {
+    fixtures().join("photos").join(name).to_str().unwrap().to_string()
+}
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn check_photos(model: &str, dir: &Path, cpu: bool) {
+    let mut args = vec!["classify".to_string(), "--model".into(), path(dir).into(), "--json".into(), "--logits".into()];
+    if cpu {
+        args.push("--cpu".into());
+    }
+    args.extend(PHOTOS.iter().map(|p| photo(p)));
+    let run = bit50(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run.ok, "{}", run.stderr);
+    let lines = json_lines(&run.stdout);
+    assert_eq!(lines.len(), PHOTOS.len());
+    for (line, name) in lines.iter().zip(PHOTOS) {
+        assert_eq!(line["input"], photo(name));
+        let top: Vec<usize> = line["top"].as_array().unwrap().iter().map(|t| t["index"].as_u64().unwrap() as usize).collect();
+        assert_eq!(top, expected_top5(model, name), "{model} {name}: top-5 from the file");
+        assert!(line["ms"].as_f64().unwrap() > 0.0);
+        let err = max_abs_diff(&floats(&line["logits"]), &expected_logits(model, name));
+        println!("{model} {name} ({}): max |logit - transformers| from the file = {err:.2e}", if cpu { "cpu" } else { "gpu" });
+        // Preprocessing is bit-exact with PIL, so files meet the same 1e-4 as stored inputs.
+        assert!(err < 1e-4, "{model} {name}: logit error {err}");
+    }
+}
+
+#[test]
+fn photo_files_give_transformers_top5_tiny_gpu_and_cpu() {
+    check_photos("tiny", tiny_dir(), false);
+    check_photos("tiny", tiny_dir(), true);
+}
+
+#[test]
+fn photo_files_give_transformers_top5_full_size() {
+    let dir = scratch("cli-full");
+    let run = bit50(&["random-model", "--out", path(&dir.join("hf")), "--seed", "0"]);
+    assert!(run.ok, "{}", run.stderr);
+    let run = bit50(&["convert", path(&dir.join("hf")), "--out", path(&dir.join("web"))]);
+    assert!(run.ok, "{}", run.stderr);
+    let shards = std::fs::read_dir(dir.join("web")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".safetensors")).count();
+    assert!(shards >= 4, "102 MB in shards of at most 32 MiB");
+    for entry in std::fs::read_dir(dir.join("web")).unwrap() {
+        assert!(entry.unwrap().metadata().unwrap().len() <= 32 << 20);
+    }
+    check_photos("full", &dir.join("web"), false);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stored_pixels_and_text_output() {
+    let dir = scratch("cli-pixels");
+    let npy = dir.join("uniform.npy");
+    std::fs::write(&npy, bit50::npy::write_f32(&[1, 3, 64, 64], &uniform_input("tiny"))).unwrap();
+    let run = bit50(&["classify", "--model", path(tiny_dir()), "--json", "--logits", "--pixels", path(&npy)]);
+    assert!(run.ok, "{}", run.stderr);
+    let line = &json_lines(&run.stdout)[0];
+    assert!(max_abs_diff(&floats(&line["logits"]), &expected_logits("tiny", "uniform")) < 1e-4);
+    let run = bit50(&["classify", "--model", path(tiny_dir()), "--top", "3", &photo("cat.png")]);
+    assert!(run.ok);
+    assert!(run.stdout.contains("ms)") && run.stdout.lines().count() == 4, "{}", run.stdout);
+}
+
+/// A failure: non-zero exit, one "error: FILE: problem" line, no panic.
+fn assert_refused(run: &Run, file: &str, problem: &str) {
+    assert!(!run.ok, "accepted: {}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {}", run.stderr);
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(file) && lines[0].contains(problem), "{}", lines[0]);
+}
+
+fn bad_image(name: &str, bytes: &[u8]) -> String {
+    let p = scratch(&format!("cli-bad-{name}")).join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn classify(file: &str) -> Run {
+    bit50(&["classify", "--model", path(tiny_dir()), file])
+}
+
+#[test]
+fn bad_images_are_refused_with_a_named_reason() {
+    let missing = fixtures().join("photos/no-such-photo.jpg");
+    assert_refused(&classify(path(&missing)), "no-such-photo.jpg", "cannot read");
+    let text = bad_image("notes.jpg", b"this is not a picture\n");
+    assert_refused(&classify(&text), &text, "not an image");
+    let empty = bad_image("empty.png", b"");
+    assert_refused(&classify(&empty), &empty, "empty file");
+    let jpeg = std::fs::read(photo("coffee.jpg")).unwrap();
+    let truncated = bad_image("truncated.jpg", &jpeg[..jpeg.len() / 2]);
+    assert_refused(&classify(&truncated), &truncated, "truncated or corrupt JPEG");
+    let mut one = Vec::new();
+    image::RgbImage::new(1, 1).write_to(&mut std::io::Cursor::new(&mut one), image::ImageFormat::Png).unwrap();
+    let tiny = bad_image("one-pixel.png", &one);
+    assert_refused(&classify(&tiny), &tiny, "1x1, smaller than the minimum");
+    // A BMP header claiming 20000x20000 pixels: refused from the header, nothing allocated.
+    let mut bmp = b"BM".to_vec();
+    bmp.extend(54u32.to_le_bytes().iter().chain(&[0; 4]).chain(&54u32.to_le_bytes()));
+    bmp.extend(40u32.to_le_bytes().iter().chain(&20000i32.to_le_bytes()).chain(&20000i32.to_le_bytes()));
+    bmp.extend(1u16.to_le_bytes().iter().chain(&24u16.to_le_bytes()).chain(&[0; 24]));
+    let huge = bad_image("huge.bmp", &bmp);
+    assert_refused(&classify(&huge), &huge, "over the limit of 64000000 pixels");
+}
+
+#[test]
+fn one_bad_image_does_not_lose_the_others() {
+    let text = bad_image("not-a-photo.png", b"hello");
+    let run = bit50(&["classify", "--model", path(tiny_dir()), "--json", &photo("cat.png"), &text, &photo("coffee.jpg")]);
+    assert!(!run.ok);
+    assert_eq!(json_lines(&run.stdout).len(), 2, "both good photos answered");
+    assert!(run.stderr.contains("not-a-photo.png: not an image"), "{}", run.stderr);
+}
+
+/// A copy of the converted tiny model to damage.
+fn model_copy(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    for entry in std::fs::read_dir(tiny_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_corrupt_manifest_is_refused() {
+    let dir = model_copy("cli-manifest");
+    std::fs::write(dir.join("manifest.json"), b"{\"format\": \"bit50-web\", \"shards\": [").unwrap();
+    let run = bit50(&["classify", "--model", path(&dir), &photo("cat.png")]);
+    assert_refused(&run, "manifest.json", "not a bit50 manifest");
+}
+
+#[test]
+fn a_shard_with_the_wrong_checksum_is_refused() {
+    let dir = model_copy("cli-shard");
+    let shard = dir.join("weights-00000.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&shard, bytes).unwrap();
+    let run = bit50(&["classify", "--model", path(&dir), &photo("cat.png")]);
+    assert_refused(&run, "weights-00000.safetensors", "does not match the manifest");
+}
+
+#[test]
+fn an_unsupported_config_is_refused_and_nothing_is_written() {
+    let dir = scratch("cli-config");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for f in ["model.safetensors", "preprocessor_config.json"] {
+        std::fs::copy(fixtures().join("tiny").join(f), src.join(f)).unwrap();
+    }
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("tiny/config.json")).unwrap()).unwrap();
+    config["global_padding"] = "SAME".into();
+    std::fs::write(src.join("config.json"), config.to_string()).unwrap();
+    let out = dir.join("out");
+    let run = bit50(&["convert", path(&src), "--out", path(&out)]);
+    assert_refused(&run, "unsupported global_padding = \"SAME\"", "static symmetric padding");
+    assert!(!out.exists(), "no output folder after a failed conversion");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary folder left behind");
+}
