@@ -131,7 +131,7 @@ impl BitConfig {
             }
         }
         let e = self.embedding_size;
-        if e == 0 || e % 4 != 0 || e % g != 0 || e > 65536 {
+        if e == 0 || !e.is_multiple_of(4) || !e.is_multiple_of(g) || e > 65536 {
             return refuse("embedding_size", &e, "must be a positive multiple of 4 and of num_groups");
         }
         let labels = self.num_classes();

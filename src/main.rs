@@ -162,7 +162,7 @@ fn cmd_classify(args: &Args) -> Result<bool> {
     let k = args.number("--top", 5)?.max(1);
     let (json, with_logits) = (args.flag("--json"), args.flag("--logits"));
     let pixels_file = args.value("--pixels");
-    if pixels_file.is_some() == !args.positional.is_empty() {
+    if pixels_file.is_some() != args.positional.is_empty() {
         bail!("classify takes either images or --pixels FILE.npy\n\n{USAGE}");
     }
     // Check every input before the (slow) engine starts, so a typo costs nothing.

@@ -160,7 +160,7 @@ fn zip(entries: &[(&str, Vec<u8>)], size_delta: i64) -> Vec<u8> {
         let crc = crc32fast::hash(data);
         let size = (data.len() as i64 + size_delta) as u32;
         let offset = out.len() as u32;
-        let mut header = |sig: &[u8], central_dir: bool| {
+        let header = |sig: &[u8], central_dir: bool| {
             let mut h = sig.to_vec();
             if central_dir {
                 h.extend(20u16.to_le_bytes());

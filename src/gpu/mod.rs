@@ -104,7 +104,7 @@ impl Gpu {
 
     fn check_binding(&self, label: &str, bytes: u64) -> Result<()> {
         let limits = self.device.limits();
-        let max = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let max = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         if bytes > max {
             crate::bail!("{label}: needs a {bytes}-byte storage buffer; this adapter allows {max}");
         }

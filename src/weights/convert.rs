@@ -4,7 +4,7 @@
 //! the preprocessing, and the tensors under transformers' names in torch layout.
 //! [`kernel_layout`] then standardizes and transposes them once, offline.
 
-use super::{to_shards, Dtype, Manifest, WebModel};
+use super::{to_shards, Dtype, Manifest, ShardFiles, WebModel};
 use crate::config::{bit50_defaults, parse_json, BitConfig};
 use crate::model::{check_names, parameters, Param, Role, Tensor, TensorMap};
 use crate::{bail, Context, Result};
@@ -377,7 +377,7 @@ fn transpose(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// Converts a published model into web-format shards and manifest, in memory.
-pub fn convert(source: Source, dtype: Dtype, max_shard_bytes: usize) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
+pub fn convert(source: Source, dtype: Dtype, max_shard_bytes: usize) -> Result<(Manifest, ShardFiles)> {
     let config = BitConfig::from_json(&source.config, &format!("{} (config)", source.origin))?;
     crate::config::PreprocessorConfig::from_json(&source.preprocessor, &format!("{} (preprocessor)", source.origin))?;
     let tensors = kernel_layout(&config, source.tensors, &source.origin)?;

@@ -186,8 +186,11 @@ pub struct WebModel<'a> {
     pub tensors: &'a TensorMap,
 }
 
-/// Serializes `model` into shard files (name, bytes) and the manifest.
-pub fn to_shards(model: &WebModel, dtype: Dtype, max_shard_bytes: usize) -> Result<(Manifest, Vec<(String, Vec<u8>)>)> {
+/// Shard files as (file name, bytes).
+pub type ShardFiles = Vec<(String, Vec<u8>)>;
+
+/// Serializes `model` into shard files and the manifest that lists them.
+pub fn to_shards(model: &WebModel, dtype: Dtype, max_shard_bytes: usize) -> Result<(Manifest, ShardFiles)> {
     let config = BitConfig::from_json(model.config, model.name)?;
     let elem = if dtype == Dtype::F32 { 4 } else { 2 };
     // Header overhead is well under 64 KiB for any shard.

@@ -498,7 +498,7 @@ impl<'a, 's> Vm<'a, 's> {
                     let (Some(module), Some(name)) = (self.string(module), self.string(name)) else {
                         return Err(self.err("malformed: STACK_GLOBAL needs two strings"));
                     };
-                    let g = self.resolve_global(&module.to_string(), &name.to_string())?;
+                    let g = self.resolve_global(module, name)?;
                     self.push(Obj::Global(g));
                 }
                 b'R' => {
