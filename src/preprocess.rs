@@ -113,16 +113,19 @@ pub fn open(path: &std::path::Path) -> Result<RgbImage> {
     decode(&bytes, &source)
 }
 
-/// PIL's `convert("RGB")`: alpha is dropped (not composited), grey is repeated,
-/// 16-bit samples keep their high byte.
+/// PIL's `convert("RGB")`: alpha is dropped (not composited), grey is repeated.
+/// 16-bit colour keeps its high byte (PIL reads it as "RGB"), but 16-bit grey is
+/// PIL's integer mode "I;16", which converts by clamping to 255 (checked with Pillow 13).
 fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
+    let reduce16 = |img: &DynamicImage, f: fn(u16) -> u8| {
+        let rgb16 = img.to_rgb16();
+        let (w, h) = rgb16.dimensions();
+        RgbImage::from_vec(w, h, rgb16.into_raw().into_iter().map(f).collect()).expect("same size")
+    };
     match img {
         DynamicImage::ImageRgb8(rgb) => rgb,
-        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => {
-            let rgb16 = img.to_rgb16();
-            let (w, h) = rgb16.dimensions();
-            RgbImage::from_vec(w, h, rgb16.into_raw().iter().map(|&v| (v >> 8) as u8).collect()).expect("same size")
-        }
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) => reduce16(&img, |v| (v >> 8) as u8),
+        DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) => reduce16(&img, |v| v.min(255) as u8),
         other => other.to_rgb8(),
     }
 }
@@ -274,6 +277,18 @@ mod tests {
         assert_eq!(resized_size(451, 300, 448), (673, 448)); // 448*451/300 = 673.49
         assert_eq!(resized_size(300, 451, 448), (448, 673));
         assert_eq!(resized_size(512, 512, 448), (448, 448));
+    }
+
+    #[test]
+    fn sixteen_bit_images_reduce_like_pil() {
+        // Pillow 13: RGB;16 -> RGB keeps the high byte; I;16 -> RGB clamps at 255.
+        let values = [0u16, 255, 256, 1000, 40000, 65535];
+        let rgb = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(6, 1, |x, _| image::Rgb([values[x as usize]; 3]));
+        let out = to_rgb_like_pil(DynamicImage::ImageRgb16(rgb));
+        assert_eq!(out.pixels().map(|p| p.0[0]).collect::<Vec<_>>(), [0, 0, 1, 3, 156, 255]);
+        let grey = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(6, 1, |x, _| image::Luma([values[x as usize]]));
+        let out = to_rgb_like_pil(DynamicImage::ImageLuma16(grey));
+        assert_eq!(out.pixels().map(|p| p.0[1]).collect::<Vec<_>>(), [0, 255, 255, 255, 255, 255]);
     }
 
     #[test]
