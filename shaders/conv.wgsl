@@ -1,6 +1,6 @@
 // Convolution as an implicit GEMM over NHWC activations (no im2col buffer).
-// Each invocation computes 4 consecutive output pixels x 4 output channels (one vec4),
-// keeping the 4x4 tile in registers: no workgroup memory, no barriers.
+// Each invocation computes 4 consecutive output pixels x 8 output channels (two vec4),
+// keeping the 4x8 tile in registers: no workgroup memory, no barriers.
 //
 // The input's GroupNorm + ReLU is applied as each value is loaded (per-channel
 // scale and shift from gn_stats.wgsl), and the residual is added in the epilogue,
@@ -15,7 +15,7 @@ struct Params {
     in_h: u32,
     in_w: u32,
     cin4: u32,          // input channels / 4
-    cout4: u32,         // output channels / 4
+    cout4: u32,         // output channels / 4 (a multiple of 2)
     out_h: u32,
     out_w: u32,
     k: u32,             // square kernel size
@@ -36,8 +36,9 @@ struct Params {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let index = gid.x + gid.y * p.threads_x;
-    let co4 = index % p.cout4;
-    let group = index / p.cout4;
+    let co8 = index % (p.cout4 / 2u);
+    let group = index / (p.cout4 / 2u);
+    let co4 = co8 * 2u;
     if (group >= p.pixel_groups) {
         return;
     }
@@ -52,7 +53,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         ox[i] = i32((pixel % p.out_w) * p.stride) - i32(p.pad);
     }
 
-    var acc: array<vec4<f32>, 4>;
+    var acc: array<vec4<f32>, 4>;   // channels co4 .. co4+3
+    var acc2: array<vec4<f32>, 4>;  // channels co4+4 .. co4+7
     for (var ky = 0u; ky < p.k; ky++) {
         for (var kx = 0u; kx < p.k; kx++) {
             // Start of each pixel's input channels, or -1 where the tap falls in the padding.
@@ -70,6 +72,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 let w1 = weight[row + p.cout4];
                 let w2 = weight[row + 2u * p.cout4];
                 let w3 = weight[row + 3u * p.cout4];
+                let u0 = weight[row + 1u];
+                let u1 = weight[row + 1u + p.cout4];
+                let u2 = weight[row + 1u + 2u * p.cout4];
+                let u3 = weight[row + 1u + 3u * p.cout4];
                 var scale = vec4<f32>(1.0);
                 var shift = vec4<f32>(0.0);
                 if (NORM_INPUT) {
@@ -83,6 +89,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                             v = max(v * scale + shift, vec4<f32>(0.0));
                         }
                         acc[i] += v.x * w0 + v.y * w1 + v.z * w2 + v.w * w3;
+                        acc2[i] += v.x * u0 + v.y * u1 + v.z * u2 + v.w * u3;
                     }
                 }
             }
@@ -94,10 +101,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (pixel < pixels) {
             let at = pixel * p.cout4 + co4;
             var out = acc[i];
+            var out2 = acc2[i];
             if (ADD_RESIDUAL) {
                 out += residual[at];
+                out2 += residual[at + 1u];
             }
             dst[at] = out;
+            dst[at + 1u] = out2;
         }
     }
 }

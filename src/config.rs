@@ -121,18 +121,18 @@ impl BitConfig {
         if g == 0 {
             return refuse("num_groups", &g, "must be positive");
         }
-        // Kernels read 4 channels at a time, and every GroupNorm splits its channels evenly.
+        // Kernels write 8 output channels per invocation, and every GroupNorm splits its channels evenly.
         for &width in &self.hidden_sizes {
-            if width == 0 || width % 16 != 0 || width > 65536 {
-                return refuse("hidden_sizes", &self.hidden_sizes, "each must be a positive multiple of 16");
+            if width == 0 || !width.is_multiple_of(32) || width > 65536 {
+                return refuse("hidden_sizes", &self.hidden_sizes, "each must be a positive multiple of 32");
             }
             if (width / 4) % g != 0 {
                 return refuse("num_groups", &g, "each bottleneck width (hidden size / 4) must split evenly into the groups");
             }
         }
         let e = self.embedding_size;
-        if e == 0 || !e.is_multiple_of(4) || !e.is_multiple_of(g) || e > 65536 {
-            return refuse("embedding_size", &e, "must be a positive multiple of 4 and of num_groups");
+        if e == 0 || !e.is_multiple_of(8) || !e.is_multiple_of(g) || e > 65536 {
+            return refuse("embedding_size", &e, "must be a positive multiple of 8 and of num_groups");
         }
         let labels = self.num_classes();
         if labels == 0 || labels > 100_000 {

@@ -197,7 +197,7 @@ impl Builder<'_> {
         };
         let (oh, ow) = (conv.out_size(x.h), conv.out_size(x.w));
         let pixel_groups = (oh * ow).div_ceil(4);
-        let (gx, gy, threads_x) = grid(pixel_groups * conv.cout / 4, WORKGROUP);
+        let (gx, gy, threads_x) = grid(pixel_groups * conv.cout / 8, WORKGROUP);
         let params = self.gpu.uniform(
             label,
             &[
