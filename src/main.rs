@@ -250,8 +250,19 @@ fn cmd_bench(args: &Args) -> Result<bool> {
     println!("load       {:.0} ms (weights read and checked {:.0} ms)", load.as_secs_f64() * 1e3, read.as_secs_f64() * 1e3);
     println!("first      {first:.1} ms");
     println!("warm       {median:.1} ms median of {runs} (min {:.1}, max {:.1})", times[0], times[times.len() - 1]);
-    println!("compute    {:.2} GFLOP/s ({:.2} GFLOP per image, {} dispatches, 1 submit)", net.flops() / median / 1e6, net.flops() / 1e9, net.dispatch_count());
+    let gflops = net.flops() / median / 1e6;
+    println!("compute    {gflops:.2} GFLOP/s ({:.2} GFLOP per image, {} dispatches, 1 submit)", net.flops() / 1e9, net.dispatch_count());
     println!("gpu memory {:.1} MB in buffers", net.gpu.allocated_bytes() as f64 / 1e6);
+    if let Some(layers) = pollster::block_on(net.profile(&pixels))? {
+        let total: f64 = layers.iter().map(|(_, ms)| ms).sum();
+        println!("per layer  (GPU timestamps, one run: {total:.1} ms)");
+        for (kind, ms) in layers {
+            println!("           {ms:>9.1} ms {:>5.1}%  {kind}", 100.0 * ms / total);
+        }
+    }
+    // The same adapter's reachable peak: the convolution kernel as a plain 1024^3 matrix multiply.
+    let peak = bit50::gpu::matmul_gflops(&net.gpu, 32, 1024, 1024, 5)?;
+    println!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
     Ok(true)
 }
 

@@ -4,6 +4,8 @@
 
 mod network;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use network::matmul_gflops;
 pub use network::{GpuNetwork, Taps};
 
 use crate::{Context, Error, Result};
@@ -38,10 +40,12 @@ impl Gpu {
         let adapter = adapter.ok_or_else(|| {
             Error("no WebGPU/Vulkan adapter found (on Linux without a GPU, install Mesa's lavapipe: apt-get install mesa-vulkan-drivers)".into())
         })?;
-        // Ask for what the adapter offers: big storage bindings and 5 storage buffers per stage.
+        // Ask for what the adapter offers: big storage bindings and 5 storage buffers per stage,
+        // and timestamp queries for per-layer timings where there are any.
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("bit50"),
             required_limits: adapter.limits(),
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             ..Default::default()
         };
         let (device, queue) = adapter.request_device(&descriptor).await.context(|| "cannot open the GPU device".to_string())?;

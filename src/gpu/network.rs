@@ -65,6 +65,8 @@ impl Pipelines {
 
 /// One recorded dispatch.
 struct Dispatch {
+    /// What kind of work it is, for per-layer timings ("conv 3x3", "group norm", ...).
+    kind: String,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     workgroups: (u32, u32),
@@ -151,9 +153,9 @@ impl Builder<'_> {
         })
     }
 
-    fn push(&mut self, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer], workgroups: (u32, u32)) {
+    fn push(&mut self, kind: &str, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer], workgroups: (u32, u32)) {
         let bind_group = self.bind(pipeline, buffers);
-        self.dispatches.push(Dispatch { pipeline: pipeline.clone(), bind_group, workgroups });
+        self.dispatches.push(Dispatch { kind: kind.into(), pipeline: pipeline.clone(), bind_group, workgroups });
     }
 
     /// An activation buffer not holding any of `busy`.
@@ -171,7 +173,7 @@ impl Builder<'_> {
             &[(x.h * x.w) as u32, x.c as u32, (x.c / groups) as u32, 0, (GN_EPS as f32).to_bits(), 0, 0, 0],
         );
         let src = &self.activations[x.buffer].clone();
-        self.push(&self.pipelines.gn_stats.clone(), &[&params, src, &gamma, &beta, &affine], (groups as u32, 1));
+        self.push("group norm statistics", &self.pipelines.gn_stats.clone(), &[&params, src, &gamma, &beta, &affine], (groups as u32, 1));
         Ok(affine)
     }
 
@@ -225,11 +227,12 @@ impl Builder<'_> {
             (true, true) => self.pipelines.conv_norm_residual.clone(),
             (false, true) => bail!("{label}: a residual without input norm is not a BiT layer"),
         };
+        let kind = format!("conv {k}x{k}{}", if residual.is_some() { " + residual" } else { "" }, k = conv.k);
         let dummy = self.dummy.clone();
         let src = self.activations[x.buffer].clone();
         let dst = self.activations[out.buffer].clone();
         let residual = residual.map(|r| self.activations[r.buffer].clone()).unwrap_or_else(|| dummy.clone());
-        self.push(&pipeline, &[&params, &src, &weight, affine.unwrap_or(&dummy), &residual, &dst], (gx, gy));
+        self.push(&kind, &pipeline, &[&params, &src, &weight, affine.unwrap_or(&dummy), &residual, &dst], (gx, gy));
         Ok(out)
     }
 }
@@ -295,7 +298,7 @@ impl GpuNetwork {
         let (gx, gy, threads_x) = grid(h * w * x.c / 4, WORKGROUP);
         let params = gpu.uniform("max_pool", &[stem.h as u32, stem.w as u32, (x.c / 4) as u32, w as u32, (h * w * x.c / 4) as u32, threads_x, 0, 0]);
         let (src, dst) = (b.activations[stem.buffer].clone(), b.activations[x.buffer].clone());
-        b.push(&pipelines.max_pool, &[&params, &src, &dst], (gx, gy));
+        b.push("max pool", &pipelines.max_pool, &[&params, &src, &dst], (gx, gy));
         tap(&b, x);
 
         for (i, stage) in net.stages.iter().enumerate() {
@@ -322,18 +325,19 @@ impl GpuNetwork {
         let pooled = gpu.storage_zeroed("pooled", features)?;
         let params = gpu.uniform("pool", &[(x.h * x.w) as u32, features as u32, classes as u32, 0]);
         let src = b.activations[x.buffer].clone();
-        b.push(&pipelines.pool, &[&params, &src, &affine, &pooled], (features.div_ceil(WORKGROUP as usize) as u32, 1));
+        b.push("norm + average pool", &pipelines.pool, &[&params, &src, &affine, &pooled], (features.div_ceil(WORKGROUP as usize) as u32, 1));
         let weight = gpu.storage("classifier.weight", &net.classifier_weight)?;
         let bias = gpu.storage("classifier.bias", &net.classifier_bias)?;
         let logits = gpu.storage_zeroed("logits", classes)?;
         let params = gpu.uniform("classifier", &[features as u32, classes as u32, 0, 0]);
-        b.push(&pipelines.classifier, &[&params, &pooled, &weight, &bias, &logits], (classes.div_ceil(WORKGROUP as usize) as u32, 1));
+        b.push("classifier", &pipelines.classifier, &[&params, &pooled, &weight, &bias, &logits], (classes.div_ceil(WORKGROUP as usize) as u32, 1));
 
         // Kept aside, run only by `explain`: the class activation map of the last feature map.
         let map_pixels = x.h * x.w;
         let map = gpu.storage_zeroed("class map", map_pixels)?;
         let class_uniform = gpu.uniform("class_map", &[map_pixels as u32, features as u32, classes as u32, 0]);
         let class_map = Dispatch {
+            kind: "class map".into(),
             pipeline: pipelines.class_map.clone(),
             bind_group: b.bind(&pipelines.class_map, &[&class_uniform, &src, &affine, &weight, &map]),
             workgroups: (map_pixels.div_ceil(WORKGROUP as usize) as u32, 1),
@@ -440,6 +444,52 @@ impl GpuNetwork {
         Ok((logits, self.gpu.read(&self.map_readback, r.map_pixels).await?))
     }
 
+    /// GPU time per kind of dispatch, from timestamp queries around each one, in
+    /// milliseconds, or None where the adapter has no timestamp queries.
+    pub async fn profile(&mut self, pixels: &[f32]) -> Result<Option<Vec<(String, f64)>>> {
+        if !self.gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(None);
+        }
+        self.upload(pixels)?;
+        let n = self.recorded.dispatches.len() as u32;
+        let queries = self.gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count: 2 * n });
+        let bytes = 2 * n as u64 * 8;
+        let resolved = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = self.gpu.readback("timestamps", 4 * n as usize);
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        for (i, d) in self.recorded.dispatches.iter().enumerate() {
+            let writes = wgpu::ComputePassTimestampWrites {
+                query_set: &queries,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            };
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&d.kind), timestamp_writes: Some(writes) });
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+        }
+        encoder.resolve_query_set(&queries, 0..2 * n, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, bytes);
+        self.gpu.queue.submit([encoder.finish()]);
+        let words = self.gpu.read(&readback, 4 * n as usize).await?;
+        let ticks: Vec<u64> = words.chunks_exact(2).map(|w| w[0].to_bits() as u64 | (w[1].to_bits() as u64) << 32).collect();
+        let period_ms = self.gpu.queue.get_timestamp_period() as f64 / 1e6;
+        let mut by_kind: Vec<(String, f64)> = Vec::new();
+        for (d, t) in self.recorded.dispatches.iter().zip(ticks.chunks_exact(2)) {
+            let ms = t[1].saturating_sub(t[0]) as f64 * period_ms;
+            match by_kind.iter_mut().find(|(k, _)| *k == d.kind) {
+                Some(entry) => entry.1 += ms,
+                None => by_kind.push((d.kind.clone(), ms)),
+            }
+        }
+        Ok(Some(by_kind))
+    }
+
     /// Like [`Self::logits`], also reading back the stem, each stage and the pooled features.
     /// Allocates readback buffers per call: for tests and debugging, not the hot path.
     pub async fn taps(&mut self, pixels: &[f32]) -> Result<Taps> {
@@ -469,4 +519,37 @@ impl std::fmt::Debug for GpuNetwork {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "GpuNetwork({}, {} dispatches)", self.gpu.describe(), self.recorded.dispatches.len())
     }
+}
+
+/// The adapter's reachable matrix-multiply throughput with this project's convolution
+/// kernel: a 1x1 convolution without norm over `side x side` pixels is an
+/// (side², k) x (k, n) matrix product. Median GFLOP/s over `runs` timed submissions.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usize) -> Result<f64> {
+    let pipelines = Pipelines::new(&gpu.device);
+    let floats = side * side * k.max(n);
+    let activations = (0..ACTIVATION_BUFFERS).map(|_| gpu.storage_zeroed("matmul", floats)).collect::<Result<Vec<_>>>()?;
+    let mut b = Builder { gpu, pipelines: &pipelines, activations, dummy: gpu.storage_zeroed("unused", 4)?, dispatches: vec![] };
+    let weight: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+    let conv = Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight };
+    b.conv(Map { buffer: 0, h: side, w: side, c: k }, &conv, None, None, &[], "matmul")?;
+    let d = &b.dispatches[0];
+    let mut times = Vec::new();
+    for run in 0..=runs {
+        let started = std::time::Instant::now();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| crate::Error(format!("GPU device lost: {e}")))?;
+        if run > 0 {
+            times.push(started.elapsed().as_secs_f64()); // the first run warms up
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(2.0 * (side * side * k * n) as f64 / times[times.len() / 2] / 1e9)
 }
