@@ -95,12 +95,13 @@ pub async fn build_engine(loader: ModelLoader, backend: String) -> std::result::
     drop(shards);
     let mut fallback_reason = None;
     let lost = Arc::new(Mutex::new(None::<String>));
+    let shape = (model.network.image_size, model.network.features(), model.network.classes());
     let run = if backend == "cpu" {
         fallback_reason = Some("the CPU path was requested".to_string());
         Backend::Cpu(model.network)
     } else {
         match open_gpu(&model.network, &lost).await {
-            Ok(net) => Backend::Gpu(Box::new(net), model.network),
+            Ok(net) => Backend::Gpu(Box::new(net)),
             Err(e) if backend == "auto" => {
                 fallback_reason = Some(e.0);
                 Backend::Cpu(model.network)
@@ -109,7 +110,7 @@ pub async fn build_engine(loader: ModelLoader, backend: String) -> std::result::
         }
     };
     let lost_flag = lost.clone();
-    let inner = Inner { name: model.name, labels: model.labels, preprocessor: model.preprocessor, run, fallback_reason, lost };
+    let inner = Inner { name: model.name, labels: model.labels, preprocessor: model.preprocessor, run, fallback_reason, lost, shape };
     Ok(Engine { inner: Rc::new(RefCell::new(inner)), lost: lost_flag })
 }
 
@@ -129,8 +130,8 @@ async fn open_gpu(net: &Network, lost: &Arc<Mutex<Option<String>>>) -> Result<Gp
 }
 
 enum Backend {
-    /// The GPU network, and the CPU weights for what the GPU path does not compute yet.
-    Gpu(Box<GpuNetwork>, Network),
+    Gpu(Box<GpuNetwork>),
+    /// The reference forward pass, when WebGPU is missing.
     Cpu(Network),
 }
 
@@ -141,6 +142,8 @@ struct Inner {
     run: Backend,
     fallback_reason: Option<String>,
     lost: Arc<Mutex<Option<String>>>,
+    /// (image size, features, classes)
+    shape: (usize, usize, usize),
 }
 
 #[derive(Serialize)]
@@ -204,7 +207,7 @@ impl Inner {
     async fn logits(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
         self.check_lost()?;
         let out = match &mut self.run {
-            Backend::Gpu(net, _) => net.logits(pixels).await,
+            Backend::Gpu(net) => net.logits(pixels).await,
             Backend::Cpu(net) => Ok(reference::forward(net, pixels).logits),
         };
         self.check_lost()?;
@@ -214,32 +217,34 @@ impl Inner {
     async fn pooled(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
         self.check_lost()?;
         let out = match &mut self.run {
-            Backend::Gpu(net, _) => net.taps(pixels).await.map(|t| t.pooled),
+            Backend::Gpu(net) => net.embed(pixels).await.map(|(_, pooled)| pooled),
             Backend::Cpu(net) => Ok(reference::forward(net, pixels).pooled),
         };
         self.check_lost()?;
         out
     }
 
-    /// Class activation map: the final feature map (after GroupNorm + ReLU) weighted
-    /// by the class's classifier column, `[h][w]`. Its mean plus the bias is the logit.
+    /// Class activation map of `class`, `[h][w]`: the final feature map (after
+    /// GroupNorm + ReLU) dotted with the class's classifier column.
     async fn class_map(&mut self, pixels: &[f32], class: usize) -> Result<(usize, usize, Vec<f32>)> {
         self.check_lost()?;
-        let net = match &self.run {
-            Backend::Gpu(_, net) | Backend::Cpu(net) => net,
-        };
-        if class >= net.classes() {
-            crate::bail!("class index {class} is out of range (the model has {} classes)", net.classes());
+        let classes = self.shape.2;
+        if class >= classes {
+            crate::bail!("class index {class} is out of range (the model has {classes} classes)");
         }
-        let f = reference::forward(net, pixels);
-        let (c, classes) = (f.norm.c, net.classes());
-        let map = f
-            .norm
-            .data
-            .chunks_exact(c)
-            .map(|px| px.iter().enumerate().map(|(ch, &v)| v * net.classifier_weight[ch * classes + class]).sum())
-            .collect();
-        Ok((f.norm.h, f.norm.w, map))
+        let out = match &mut self.run {
+            Backend::Gpu(net) => net.explain(pixels, class).await.map(|(_, map)| map),
+            Backend::Cpu(net) => {
+                let f = reference::forward(net, pixels);
+                Ok(reference::class_map(net, &f, class))
+            }
+        }?;
+        self.check_lost()?;
+        let side = (out.len() as f64).sqrt().round() as usize;
+        if side * side != out.len() {
+            crate::bail!("class map of {} values is not square", out.len());
+        }
+        Ok((side, side, out))
     }
 }
 
@@ -255,19 +260,20 @@ impl Engine {
     /// JSON: `{name, labels, backend: "webgpu"|"cpu", adapter, fallback_reason, image_size, features, classes}`.
     pub fn info(&self) -> String {
         let inner = self.inner.borrow();
-        let (backend, adapter, net) = match &inner.run {
-            Backend::Gpu(gpu, net) => ("webgpu", gpu.gpu.describe(), net),
-            Backend::Cpu(net) => ("cpu", "WebAssembly on the CPU".to_string(), net),
+        let (backend, adapter) = match &inner.run {
+            Backend::Gpu(gpu) => ("webgpu", gpu.gpu.describe()),
+            Backend::Cpu(_) => ("cpu", "WebAssembly on the CPU".to_string()),
         };
+        let (image_size, features, classes) = inner.shape;
         let info = Info {
             name: &inner.name,
             labels: &inner.labels,
             backend,
             adapter,
             fallback_reason: inner.fallback_reason.as_deref(),
-            image_size: net.image_size,
-            features: net.features(),
-            classes: net.classes(),
+            image_size,
+            features,
+            classes,
         };
         serde_json::to_string(&info).expect("serializes")
     }
@@ -328,7 +334,7 @@ impl Engine {
     /// Test hook: destroys the GPU device, as a driver reset would.
     pub fn lose_device(&self) {
         if let Ok(inner) = self.inner.try_borrow() {
-            if let Backend::Gpu(net, _) = &inner.run {
+            if let Backend::Gpu(net) = &inner.run {
                 net.gpu.device.destroy();
             }
         }

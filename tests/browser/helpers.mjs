@@ -63,18 +63,19 @@ export function nativeClassify(file, model = path.join(WWW, TINY), extra = []) {
   return JSON.parse(out.trim().split('\n').pop());
 }
 
-/** Drops files on the page with a real drop event carrying a DataTransfer. */
+/** Drops files (paths, or {name, type, bytes | size (zeros)}) with real drag events carrying a DataTransfer. */
 export async function dropFiles(page, files, selector = 'body') {
   const payload = files.map((f) => ({
     name: typeof f === 'string' ? path.basename(f) : f.name,
     type: typeof f === 'string' ? mime(f) : f.type,
-    b64: (typeof f === 'string' ? fs.readFileSync(f) : f.bytes).toString('base64'),
+    b64: f.size ? '' : (typeof f === 'string' ? fs.readFileSync(f) : f.bytes).toString('base64'),
+    size: f.size || 0,
   }));
   await page.evaluate(
     ({ payload, selector }) => {
       const dt = new DataTransfer();
       for (const f of payload) {
-        const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+        const bytes = f.size ? new Uint8Array(f.size) : Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
         dt.items.add(new File([bytes], f.name, { type: f.type }));
       }
       const target = document.querySelector(selector);
@@ -97,18 +98,25 @@ export async function waitModel(page, timeout = 120_000) {
   return page.evaluate(() => window.bit50.model?.info ?? null);
 }
 
-/** Top-k read back from the card of `name` once it is done or failed. */
+/** Waits until the newest card named `name` is done or failed; returns its state and top-k. */
 export async function cardResult(page, name, timeout = 120_000) {
-  const card = page.locator('.card', { has: page.locator('.name', { hasText: name }) }).first();
-  await card.locator(':scope.done, :scope.failed').or(card.and(page.locator('.done, .failed'))).first().waitFor({ timeout });
-  return card.evaluate((el) => ({
-    done: el.classList.contains('done'),
-    state: el.querySelector('.state').textContent,
-    top: el.dataset.top ? JSON.parse(el.dataset.top) : null,
-  }));
+  await page.waitForFunction(
+    (name) => [...document.querySelectorAll('.card')].some((c) => c.querySelector('.name').textContent === name && /\b(done|failed)\b/.test(c.className)),
+    name,
+    { timeout },
+  );
+  return page.evaluate((name) => {
+    const el = [...document.querySelectorAll('.card')].find((c) => c.querySelector('.name').textContent === name && /\b(done|failed)\b/.test(c.className));
+    return { done: el.classList.contains('done'), state: el.querySelector('.state').textContent, top: el.dataset.top ? JSON.parse(el.dataset.top) : null, id: el.id };
+  }, name);
 }
 
-export function expectSameTop(t, got, want, { probTol = 1e-3 } = {}) {
+/** The texts of the page's visible messages. */
+export function messages(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#messages .message')].map((m) => m.textContent));
+}
+
+export function expectSameTop(got, want, { probTol = 1e-3 } = {}) {
   const g = got.map((p) => p.index);
   const w = want.map((p) => p.index);
   if (JSON.stringify(g) !== JSON.stringify(w)) {

@@ -1,0 +1,177 @@
+// The JavaScript API (www/bit50.js): every input kind, embed and explain (shapes, and the
+// same values as the CPU path, which is the crate's reference forward pass), a lost GPU
+// device, dispose, and wrong arguments.
+import { test as nodeTest, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { launch, serve, openPage, waitModel, nativeClassify, expectSameTop, PHOTOS, TINY } from './helpers.mjs';
+
+const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
+
+let server;
+let browser;
+let page;
+
+before(async () => {
+  server = await serve({ '/photos/': PHOTOS });
+  browser = await launch();
+  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
+  await waitModel(page);
+  await page.evaluate(async (url) => {
+    const api = await import('./bit50.js');
+    window.api = api;
+    window.gpuModel = await api.load(url);
+    window.cpuModel = await api.load(url, { backend: 'cpu' });
+    window.catBlob = await (await fetch('/photos/cat.png')).blob();
+  }, TINY);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('model.info says which backend, adapter and model', async () => {
+  const [gpu, cpu] = await page.evaluate(() => [gpuModel.info, cpuModel.info]);
+  assert.equal(gpu.backend, 'webgpu');
+  assert.match(gpu.adapter, /\S/);
+  assert.equal(cpu.backend, 'cpu');
+  assert.match(cpu.adapter, /CPU/);
+  assert.equal(gpu.name, 'tiny');
+  assert.equal(gpu.labels.length, 10);
+  assert.equal(gpu.features, 256);
+});
+
+test('classify accepts a Blob, File, ImageBitmap, ImageData, img, canvas and video', async () => {
+  const native = nativeClassify(path.join(PHOTOS, 'cat.png')).top;
+  const results = await page.evaluate(async () => {
+    const blob = catBlob;
+    const bitmap = await createImageBitmap(blob);
+    const canvas = document.createElement('canvas');
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const ctx = canvas.getContext('2d');
+    ctx.drawImage(bitmap, 0, 0);
+    const imageData = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    const img = new Image();
+    img.src = '/photos/cat.png';
+    // A video playing the canvas (redrawn, since a still canvas may send no frames).
+    const video = document.createElement('video');
+    video.muted = true;
+    video.srcObject = canvas.captureStream(30);
+    const redraw = setInterval(() => ctx.drawImage(bitmap, 0, 0), 30);
+    await video.play();
+    for (let i = 0; i < 100 && video.readyState < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    const out = {};
+    const inputs = { blob, file: new File([blob], 'cat.png', { type: 'image/png' }), bitmap, imageData, img, canvas, video };
+    for (const [kind, input] of Object.entries(inputs)) {
+      const r = await gpuModel.classify(input, { topK: 5 });
+      out[kind] = r;
+    }
+    // The caller keeps its ImageBitmap and ImageData.
+    clearInterval(redraw);
+    out.kept = bitmap.width > 0 && imageData.data.length > 0;
+    video.srcObject.getTracks().forEach((t) => t.stop());
+    return out;
+  });
+  assert.equal(results.kept, true);
+  for (const kind of ['blob', 'file', 'bitmap', 'imageData', 'img', 'canvas']) {
+    assert.ok(results[kind].ms > 0, kind);
+    expectSameTop(results[kind].top, native, { probTol: 1e-4 });
+  }
+  // A video frame goes through the video pipeline (YUV), so it is close, not exact.
+  assert.equal(results.video.top.length, 5);
+  assert.equal(results.video.width, 451);
+  assert.ok(Math.abs(results.video.top[0].prob - native[0].prob) < 0.05, JSON.stringify(results.video.top));
+});
+
+test('topK picks the number of classes returned', async () => {
+  const n = await page.evaluate(async () => [(await gpuModel.classify(catBlob, { topK: 1 })).top.length, (await gpuModel.classify(catBlob, { topK: 10 })).top.length]);
+  assert.deepEqual(n, [1, 10]);
+});
+
+test('embed returns the pooled features, the same on WebGPU and on the CPU path', async () => {
+  const r = await page.evaluate(async () => {
+    const g = await gpuModel.embed(catBlob);
+    const c = await cpuModel.embed(catBlob);
+    let maxDiff = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < g.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(g[i] - c[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(c[i]));
+    }
+    return { isF32: g instanceof Float32Array, len: g.length, cpuLen: c.length, maxDiff, maxAbs };
+  });
+  assert.equal(r.isF32, true);
+  assert.equal(r.len, 256);
+  assert.equal(r.cpuLen, 256);
+  assert.ok(r.maxAbs > 0);
+  assert.ok(r.maxDiff <= 1e-4 * Math.max(1, r.maxAbs), JSON.stringify(r));
+});
+
+test('explain returns a class activation map consistent with the logits', async () => {
+  const r = await page.evaluate(async () => {
+    const coffee = await (await fetch('/photos/coffee.jpg')).blob();
+    const out = [];
+    for (const blob of [catBlob, coffee]) {
+      const { top } = await gpuModel.classify(blob, { topK: 10 });
+      const g = await gpuModel.explain(blob, 3);
+      const c = await cpuModel.explain(blob, 3);
+      let maxDiff = 0;
+      for (let i = 0; i < g.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(g.data[i] - c.data[i]));
+      const mean = g.data.reduce((a, b) => a + b, 0) / g.data.length;
+      const logit = top.find((p) => p.index === 3).logit;
+      out.push({ width: g.width, height: g.height, len: g.data.length, label: g.label, crop: g.crop, maxDiff, bias: logit - mean, min: g.min, max: g.max, imageWidth: g.imageWidth });
+    }
+    return out;
+  });
+  for (const m of r) {
+    assert.equal(m.width, 2, 'tiny model: 64x64 input gives a 2x2 map');
+    assert.equal(m.height, 2);
+    assert.equal(m.len, 4);
+    assert.equal(m.label, 'class 3');
+    assert.ok(m.maxDiff < 1e-3, JSON.stringify(m));
+    assert.ok(m.max >= m.min);
+  }
+  // The logit minus the map's mean is the class's bias: the same for every image.
+  assert.ok(Math.abs(r[0].bias - r[1].bias) < 1e-3, JSON.stringify(r));
+  // cat.png is 451x300: resized to 96x64 then cropped to the centre 64x64 (x from 16).
+  assert.deepEqual(r[0].crop, { x: 16 * (451 / 96), y: 0, width: 64 * (451 / 96), height: 300 });
+});
+
+test('a lost GPU device is recovered by reloading the model, not the page', async () => {
+  const r = await page.evaluate(async () => {
+    const events = [];
+    gpuModel.addEventListener('devicelost', () => events.push('devicelost'));
+    gpuModel.addEventListener('recovered', () => events.push('recovered'));
+    const before = await gpuModel.classify(catBlob);
+    await gpuModel._loseDevice();
+    const after = await gpuModel.classify(catBlob);
+    return { events, before: before.top, after: after.top, backend: gpuModel.info.backend };
+  });
+  assert.deepEqual(r.events, ['devicelost', 'recovered']);
+  assert.equal(r.backend, 'webgpu');
+  expectSameTop(r.after, r.before, { probTol: 1e-5 });
+});
+
+test('wrong arguments and a disposed model reject with a coded error', async () => {
+  const codes = await page.evaluate(async () => {
+    const code = (p) => p.then(() => 'resolved', (e) => `${e.name}:${e.code}`);
+    const out = {
+      number: await code(gpuModel.classify(42)),
+      text: await code(gpuModel.classify(new Blob(['hello'], { type: 'text/plain' }))),
+      badIndex: await code(gpuModel.explain(catBlob, 99)),
+      missing: await code(api.load('/models/nowhere/')),
+    };
+    cpuModel.dispose();
+    out.disposed = await code(cpuModel.classify(catBlob));
+    return out;
+  });
+  assert.deepEqual(codes, {
+    number: 'Bit50Error:bad-input',
+    text: 'Bit50Error:not-image',
+    badIndex: 'Bit50Error:bad-input',
+    missing: 'Bit50Error:not-found',
+    disposed: 'Bit50Error:disposed',
+  });
+});

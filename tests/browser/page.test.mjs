@@ -1,0 +1,167 @@
+// The demo page: model load with progress, real drops, parity with `bit50 classify`,
+// the Cache Storage, the heatmap toggle, bad inputs, and a screenshot for CI.
+import { test as nodeTest, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { launch, serve, openPage, waitModel, dropFiles, cardResult, messages, nativeClassify, expectSameTop, saveArtifact, PHOTOS, WWW, TINY } from './helpers.mjs';
+
+const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
+
+let server;
+let browser;
+let page;
+let badDir;
+
+before(async () => {
+  // A copy of the tiny model whose shard has one byte flipped (the manifest is unchanged).
+  badDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bit50-bad-'));
+  for (const f of fs.readdirSync(path.join(WWW, TINY))) fs.copyFileSync(path.join(WWW, TINY, f), path.join(badDir, f));
+  const shard = fs.readdirSync(badDir).find((f) => f.endsWith('.safetensors'));
+  const bytes = fs.readFileSync(path.join(badDir, shard));
+  bytes[bytes.length - 7] ^= 0x55;
+  fs.writeFileSync(path.join(badDir, shard), bytes);
+  server = await serve({ '/bad-model/': badDir });
+  browser = await launch();
+  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+  fs.rmSync(badDir, { recursive: true, force: true });
+});
+
+test('the page loads the model and shows its progress and adapter', async () => {
+  const info = await waitModel(page);
+  assert.ok(info, `model failed to load: ${await messages(page)}\n${page.logs.join('\n')}`);
+  assert.equal(info.backend, 'webgpu');
+  assert.equal(info.classes, 10);
+  const text = await page.locator('#progress-text').textContent();
+  assert.match(text, /Ready: 10 classes, 64×64 input/);
+  assert.match(await page.locator('#adapter').textContent(), /\S/);
+  assert.match(await page.locator('#weights-source').textContent(), /downloaded and checked/);
+  // The model's shards were fetched once, by the worker.
+  assert.equal(server.requests.filter((r) => r.endsWith('.safetensors')).length, 1);
+});
+
+test('load() reports progress events in bytes up to the total', async () => {
+  const events = await page.evaluate(async (url) => {
+    const { load } = await import('./bit50.js');
+    const seen = [];
+    const m = await load(url, { onProgress: (p) => seen.push({ loaded: p.loaded, total: p.total, fromCache: p.fromCache }) });
+    m.dispose();
+    return seen;
+  }, TINY);
+  assert.ok(events.length >= 2, JSON.stringify(events));
+  const total = events[0].total;
+  assert.ok(total > 500_000);
+  assert.equal(events.at(-1).loaded, total);
+  for (let i = 1; i < events.length; i++) assert.ok(events[i].loaded >= events[i - 1].loaded);
+});
+
+test('a dropped photo shows the same top-5 as bit50 classify', async () => {
+  await dropFiles(page, [path.join(PHOTOS, 'cat.png')]);
+  const r = await cardResult(page, 'cat.png');
+  assert.ok(r.done, r.state);
+  expectSameTop(r.top, nativeClassify(path.join(PHOTOS, 'cat.png')).top);
+});
+
+test('several photos dropped at once (JPEG, EXIF rotation, alpha, grey) match bit50 classify', async () => {
+  const names = ['coffee.jpg', 'rocket-exif.jpg', 'astronaut-alpha.png', 'camera-gray.png'];
+  await dropFiles(page, names.map((n) => path.join(PHOTOS, n)));
+  for (const n of names) {
+    const r = await cardResult(page, n);
+    assert.ok(r.done, `${n}: ${r.state}`);
+    // PNGs decode to the same pixels as natively; the browser's JPEG decoder differs by a level or two.
+    expectSameTop(r.top, nativeClassify(path.join(PHOTOS, n)).top, { probTol: n.endsWith('.jpg') ? 0.01 : 1e-4 });
+  }
+  const announced = await page.locator('#announcer').textContent();
+  assert.match(announced, /class \d/);
+});
+
+test('the heatmap toggle overlays where the network looks', async () => {
+  const card = page.locator('.card', { has: page.locator('.name', { hasText: 'cat.png' }) }).first();
+  const toggle = card.locator('.toggle-heat');
+  await toggle.click();
+  await card.locator('.heat:not([hidden])').waitFor({ timeout: 60_000 });
+  assert.equal(await toggle.getAttribute('aria-pressed'), 'true');
+  const painted = await card.locator('.heat').evaluate((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+    return n / (c.width * c.height);
+  });
+  assert.ok(painted > 0.5, `heatmap covers ${painted} of the photo`);
+});
+
+test('a screenshot of the page with results (CI artifact)', async () => {
+  const file = saveArtifact('page.png', await page.screenshot({ fullPage: true }));
+  assert.ok(fs.statSync(file).size > 10_000);
+  await page.setViewportSize({ width: 390, height: 844 });
+  saveArtifact('page-phone.png', await page.screenshot({ fullPage: false }));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  assert.equal(overflow, false, 'the page scrolls sideways on a phone-sized screen');
+  await page.setViewportSize({ width: 1200, height: 900 });
+});
+
+test('bad inputs each show a message, and the next good photo still works', async () => {
+  const before = (await messages(page)).length;
+  const jpeg = fs.readFileSync(path.join(PHOTOS, 'coffee.jpg'));
+  await dropFiles(page, [
+    { name: 'notes.txt', type: 'text/plain', bytes: Buffer.from('this is not an image\n') },
+    { name: 'cut.jpg', type: 'image/jpeg', bytes: jpeg.subarray(0, Math.floor(jpeg.length / 2)) },
+    { name: 'mystery.png', type: 'image/png', bytes: Buffer.from('not a png at all, just text') },
+    { name: 'huge.png', type: 'image/png', size: 51 * 1024 * 1024 },
+  ]);
+  const txt = await cardResult(page, 'notes.txt');
+  assert.equal(txt.done, false);
+  assert.match(txt.state, /Not an image/);
+  const cut = await cardResult(page, 'cut.jpg');
+  assert.equal(cut.done, false);
+  assert.match(cut.state, /truncated/);
+  const junk = await cardResult(page, 'mystery.png');
+  assert.match(junk.state, /truncated|not an image/i);
+  const huge = await cardResult(page, 'huge.png');
+  assert.match(huge.state, /too large/i);
+  const shown = await messages(page);
+  assert.ok(shown.length >= before + 4, shown.join('\n'));
+  await dropFiles(page, [path.join(PHOTOS, 'cat.png')]);
+  await page.waitForFunction(() => document.querySelectorAll('.card.done .name').length && document.querySelector('.card .name').textContent === 'cat.png' && document.querySelector('.card').classList.contains('done'), null, { timeout: 60_000 });
+});
+
+test('a 404 model URL and a shard with a wrong checksum show messages; a good model then works', async () => {
+  await page.goto(`${server.url}index.html?model=models/nowhere/`);
+  await waitModel(page);
+  assert.equal(await page.evaluate(() => document.body.dataset.model), 'error');
+  assert.match((await messages(page)).join('\n'), /Weights not found.*404/);
+
+  await page.locator('.model-picker summary').click();
+  await page.locator('#model-url').fill('bad-model/');
+  await page.locator('#model-form button').click();
+  await page.waitForFunction(() => document.body.dataset.model === 'error' && [...document.querySelectorAll('.message')].some((m) => /Checksum/.test(m.textContent)), null, { timeout: 60_000 });
+  assert.match((await messages(page)).join('\n'), /Checksum mismatch.*sha256/);
+
+  // A photo dropped with no model loaded says so, then loading the good model works.
+  await dropFiles(page, [path.join(PHOTOS, 'cat.png')]);
+  assert.match((await cardResult(page, 'cat.png')).state, /No model is loaded/);
+  await page.locator('#model-url').fill(TINY);
+  await page.locator('#model-form button').click();
+  const info = await waitModel(page);
+  assert.equal(info?.name, 'tiny');
+  await page.locator('#clear').click();
+  await dropFiles(page, [path.join(PHOTOS, 'cat.png')]);
+  const r = await cardResult(page, 'cat.png');
+  assert.ok(r.done, r.state);
+});
+
+test('the second load of the same model makes no network request for shards', async () => {
+  const shardRequests = () => server.requests.filter((r) => r.endsWith('.safetensors') && r.includes('/models/tiny/')).length;
+  const before = shardRequests();
+  await page.goto(`${server.url}index.html?model=${TINY}`);
+  const info = await waitModel(page);
+  assert.equal(info.fromCache, true);
+  assert.equal(shardRequests(), before, 'a shard was downloaded again');
+  assert.match(await page.locator('#weights-source').textContent(), /from this browser's cache/);
+});
