@@ -78,7 +78,7 @@ export async function dropFiles(page, files, selector = 'body') {
         const bytes = f.size ? new Uint8Array(f.size) : Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
         dt.items.add(new File([bytes], f.name, { type: f.type }));
       }
-      const target = document.querySelector(selector);
+      const target = selector.startsWith('__') ? window[selector] : document.querySelector(selector);
       for (const type of ['dragenter', 'dragover', 'drop']) {
         target.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
       }

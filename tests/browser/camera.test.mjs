@@ -1,0 +1,39 @@
+// The camera path with Chromium's fake camera: live predictions on the video, and a snapshot card.
+import { test as nodeTest, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { launch, serve, openPage, waitModel, cardResult, TINY } from './helpers.mjs';
+
+const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
+let server;
+let browser;
+let page;
+
+before(async () => {
+  server = await serve();
+  browser = await launch({ camera: true });
+  page = await openPage(browser, `${server.url}index.html?model=${TINY}`, { permissions: ['camera'] });
+  await waitModel(page);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('the camera shows live predictions', async () => {
+  await page.locator('#camera-start').click();
+  await page.locator('#camera:not([hidden])').waitFor({ timeout: 20_000 });
+  await page.waitForFunction(() => Number(document.getElementById('live').dataset.frames || 0) >= 3, null, { timeout: 60_000 });
+  const live = await page.locator('#live').textContent();
+  assert.match(live, /class \d+ \d/);
+});
+
+test('the snapshot button adds a card with results', async () => {
+  await page.locator('#snapshot').click();
+  const r = await cardResult(page, 'snapshot-1.png');
+  assert.ok(r.done, r.state);
+  assert.equal(r.top.length, 5);
+  await page.locator('#camera-stop').click();
+  assert.equal(await page.locator('#camera').isHidden(), true);
+  assert.equal(await page.evaluate(() => document.getElementById('video').srcObject), null);
+});
