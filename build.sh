@@ -142,8 +142,8 @@ case "$cmd" in
     build_wasm || exit 1
     need_chromium
     ensure_tiny_model
-    say "browser tests (node --test tests/browser/)"
-    CHROMIUM="$(chromium_path)" BIT50="$(native_cli)" node --test --test-concurrency=1 tests/browser/ || status=1
+    say "browser tests (node --test tests/browser/*.test.mjs)"
+    CHROMIUM="$(chromium_path)" BIT50="$(native_cli)" node --test --test-concurrency=1 tests/browser/*.test.mjs || status=1
     [ "$status" = 0 ] && say "all tests passed" || say "some tests FAILED"
     exit "$status"
     ;;

@@ -4,7 +4,8 @@
 //   <script type="module" src="https://example.org/bit50/bit50-embed.js"></script>
 //   <bit50-classifier model="https://example.org/bit50/models/bit-50/"></bit50-classifier>
 //
-// Attributes: model (required), top-k (default 3). Events (bubbling, composed):
+// Attributes: model (required), fallback-model (tried when model is not found, e.g. a
+// mirror), top-k (default 3). Events (bubbling, composed):
 // 'prediction' {detail: {name, top, ms}}, 'ready' {detail: info}, 'error' {detail: {code, message}}.
 import { load } from './bit50.js';
 
@@ -83,8 +84,7 @@ class Bit50Classifier extends HTMLElement {
     if (this.isConnected) this._load();
   }
 
-  _load() {
-    const url = this.getAttribute('model');
+  _load(url = this.getAttribute('model')) {
     if (!url) {
       this._fail({ code: 'bad-input', message: 'the model attribute is missing' });
       return;
@@ -114,7 +114,13 @@ class Bit50Classifier extends HTMLElement {
       },
       (err) => {
         models.delete(absolute);
-        if (this._url === absolute) this._fail(err);
+        if (this._url !== absolute) return;
+        const fallback = this.getAttribute('fallback-model');
+        if (err.code === 'not-found' && fallback && new URL(fallback, document.baseURI).href !== absolute) {
+          this._load(fallback);
+          return;
+        }
+        this._fail(err);
       },
     );
   }

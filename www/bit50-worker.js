@@ -253,19 +253,37 @@ async function describeAdapter(fallback) {
   }
 }
 
-/** A JPEG must end with EOI and a PNG with IEND: browsers decode truncated files silently. */
+/**
+ * Browsers decode truncated files silently (grey at the bottom), so check the ends:
+ * a JPEG's scan data (after its first SOS, past any EXIF thumbnail) must reach an EOI
+ * marker, and a PNG must hold its IEND chunk.
+ */
 async function checkComplete(blob, name) {
   const head = new Uint8Array(await blob.slice(0, 8).arrayBuffer());
-  const tail = new Uint8Array(await blob.slice(Math.max(0, blob.size - 16)).arrayBuffer());
   const isJpeg = head[0] === 0xff && head[1] === 0xd8;
   const isPng = head[0] === 0x89 && head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47;
   if (isJpeg) {
+    const b = new Uint8Array(await blob.arrayBuffer());
+    let i = 2;
+    // Walk the marker segments up to the first start-of-scan.
+    while (i + 4 <= b.length && b[i] === 0xff && b[i + 1] !== 0xda) {
+      if (b[i + 1] === 0xff) {
+        i++;
+        continue;
+      }
+      i += 2 + ((b[i + 2] << 8) | b[i + 3]);
+    }
     let ok = false;
-    for (let i = tail.length - 2; i >= 0; i--) if (tail[i] === 0xff && tail[i + 1] === 0xd9) ok = true;
-    if (!ok) throw new CodedError('truncated', `${name}: the JPEG file is truncated or damaged (no end marker)`);
+    for (let j = i + 2; j + 1 < b.length; j++) {
+      if (b[j] === 0xff && b[j + 1] === 0xd9) {
+        ok = true;
+        break;
+      }
+    }
+    if (!ok) throw new CodedError('truncated', `${name}: the JPEG file is truncated or damaged (its image data has no end marker)`);
   } else if (isPng) {
-    const s = String.fromCharCode(...tail);
-    if (!s.includes('IEND')) throw new CodedError('truncated', `${name}: the PNG file is truncated or damaged (no IEND chunk)`);
+    const tail = new Uint8Array(await blob.slice(Math.max(0, blob.size - 64)).arrayBuffer());
+    if (!String.fromCharCode(...tail).includes('IEND')) throw new CodedError('truncated', `${name}: the PNG file is truncated or damaged (no IEND chunk)`);
   }
 }
 

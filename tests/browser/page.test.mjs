@@ -81,6 +81,18 @@ test('several photos dropped at once (JPEG, EXIF rotation, alpha, grey) match bi
   assert.match(announced, /class \d/);
 });
 
+test('a photo pasted from the clipboard is classified', async () => {
+  const b64 = fs.readFileSync(path.join(PHOTOS, 'cat.png')).toString('base64');
+  await page.evaluate((b64) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'image.png', { type: 'image/png' }));
+    document.body.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, b64);
+  const r = await cardResult(page, 'pasted-1.png');
+  assert.ok(r.done, r.state);
+  expectSameTop(r.top, nativeClassify(path.join(PHOTOS, 'cat.png')).top, { probTol: 1e-4 });
+});
+
 test('the heatmap toggle overlays where the network looks', async () => {
   const card = page.locator('.card', { has: page.locator('.name', { hasText: 'cat.png' }) }).first();
   const toggle = card.locator('.toggle-heat');
@@ -100,6 +112,7 @@ test('a screenshot of the page with results (CI artifact)', async () => {
   const file = saveArtifact('page.png', await page.screenshot({ fullPage: true }));
   assert.ok(fs.statSync(file).size > 10_000);
   await page.setViewportSize({ width: 390, height: 844 });
+  await page.evaluate(() => window.scrollTo(0, 0));
   saveArtifact('page-phone.png', await page.screenshot({ fullPage: false }));
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
   assert.equal(overflow, false, 'the page scrolls sideways on a phone-sized screen');
