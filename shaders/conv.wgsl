@@ -7,6 +7,9 @@
 // so a pre-activation bottleneck never writes its normalized activations out.
 // Padding pads the normalized input with zeros, so padded taps are simply skipped.
 
+// The kernel size is a pipeline constant so that loops unroll and a 1x1 convolution
+// (no padding) drops the bounds checks.
+override KERNEL: u32;
 override NORM_INPUT: bool = true;
 override ADD_RESIDUAL: bool = false;
 override WORKGROUP_SIZE: u32 = 64u;
@@ -18,7 +21,7 @@ struct Params {
     cout4: u32,         // output channels / 4 (a multiple of 2)
     out_h: u32,
     out_w: u32,
-    k: u32,             // square kernel size
+    _kernel: u32,       // (the KERNEL constant)
     stride: u32,
     pad: u32,
     pixel_groups: u32,  // ceil(out_h * out_w / 4)
@@ -55,17 +58,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
     var acc: array<vec4<f32>, 4>;   // channels co4 .. co4+3
     var acc2: array<vec4<f32>, 4>;  // channels co4+4 .. co4+7
-    for (var ky = 0u; ky < p.k; ky++) {
-        for (var kx = 0u; kx < p.k; kx++) {
+    for (var ky = 0u; ky < KERNEL; ky++) {
+        for (var kx = 0u; kx < KERNEL; kx++) {
             // Start of each pixel's input channels, or -1 where the tap falls in the padding.
             var base: array<i32, 4>;
             for (var i = 0u; i < 4u; i++) {
                 let iy = oy[i] + i32(ky);
                 let ix = ox[i] + i32(kx);
-                let inside = iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w);
+                let inside = KERNEL == 1u || (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w));
                 base[i] = select(-1, (iy * i32(p.in_w) + ix) * i32(p.cin4), inside);
             }
-            let tap = (ky * p.k + kx) * p.cin4 * 4u;
+            let tap = (ky * KERNEL + kx) * p.cin4 * 4u;
             for (var c4 = 0u; c4 < p.cin4; c4++) {
                 let row = (tap + c4 * 4u) * p.cout4 + co4;
                 let w0 = weight[row];

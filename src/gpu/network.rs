@@ -14,10 +14,15 @@ const WORKGROUP: u32 = 64;
 /// Activation buffers in rotation: a block needs its input, two inner maps and the shortcut.
 const ACTIVATION_BUFFERS: usize = 4;
 
+/// A convolution pipeline's specialization: kernel size, input norm, residual.
+type ConvVariant = (usize, bool, bool);
+
+/// What BiT needs: the stem (7x7 on the raw input), and inside blocks 1x1 and 3x3
+/// convolutions on normalized input, the last 1x1 adding the residual.
+const BIT_CONVS: [ConvVariant; 4] = [(7, false, false), (1, true, false), (3, true, false), (1, true, true)];
+
 struct Pipelines {
-    conv: wgpu::ComputePipeline,
-    conv_norm: wgpu::ComputePipeline,
-    conv_norm_residual: wgpu::ComputePipeline,
+    convs: Vec<(ConvVariant, wgpu::ComputePipeline)>,
     gn_stats: wgpu::ComputePipeline,
     max_pool: wgpu::ComputePipeline,
     pool: wgpu::ComputePipeline,
@@ -26,7 +31,7 @@ struct Pipelines {
 }
 
 impl Pipelines {
-    fn new(device: &wgpu::Device) -> Self {
+    fn new(device: &wgpu::Device, conv_variants: &[ConvVariant]) -> Self {
         let module = |name: &str, source: &'static str| {
             device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
@@ -51,9 +56,13 @@ impl Pipelines {
         };
         let size = ("WORKGROUP_SIZE", WORKGROUP as f64);
         Pipelines {
-            conv: pipeline("conv", &conv, &[size, ("NORM_INPUT", 0.0), ("ADD_RESIDUAL", 0.0)]),
-            conv_norm: pipeline("conv+norm", &conv, &[size, ("NORM_INPUT", 1.0), ("ADD_RESIDUAL", 0.0)]),
-            conv_norm_residual: pipeline("conv+norm+residual", &conv, &[size, ("NORM_INPUT", 1.0), ("ADD_RESIDUAL", 1.0)]),
+            convs: conv_variants
+                .iter()
+                .map(|&(k, norm, residual)| {
+                    let constants = [size, ("KERNEL", k as f64), ("NORM_INPUT", norm as u8 as f64), ("ADD_RESIDUAL", residual as u8 as f64)];
+                    ((k, norm, residual), pipeline(&format!("conv {k}x{k}"), &conv, &constants))
+                })
+                .collect(),
             gn_stats: pipeline("gn_stats", &gn_stats, &[]),
             max_pool: pipeline("max_pool", &max_pool, &[size]),
             pool: pipeline("pool", &pool, &[size]),
@@ -221,12 +230,11 @@ impl Builder<'_> {
         busy.push(x);
         busy.extend(residual);
         let out = Map { buffer: self.free(&busy), h: oh, w: ow, c: conv.cout };
-        let pipeline = match (affine.is_some(), residual.is_some()) {
-            (false, false) => self.pipelines.conv.clone(),
-            (true, false) => self.pipelines.conv_norm.clone(),
-            (true, true) => self.pipelines.conv_norm_residual.clone(),
-            (false, true) => bail!("{label}: a residual without input norm is not a BiT layer"),
+        let variant = (conv.k, affine.is_some(), residual.is_some());
+        let Some((_, pipeline)) = self.pipelines.convs.iter().find(|(v, _)| *v == variant) else {
+            bail!("{label}: no pipeline for a {}x{} convolution (input norm, residual: {:?})", conv.k, conv.k, (variant.1, variant.2));
         };
+        let pipeline = pipeline.clone();
         let kind = format!("conv {k}x{k}{}", if residual.is_some() { " + residual" } else { "" }, k = conv.k);
         let dummy = self.dummy.clone();
         let src = self.activations[x.buffer].clone();
@@ -268,7 +276,7 @@ impl GpuNetwork {
     }
 
     fn build(gpu: &Gpu, net: &Network) -> Result<Recorded> {
-        let pipelines = Pipelines::new(&gpu.device);
+        let pipelines = Pipelines::new(&gpu.device, &BIT_CONVS);
         let size = net.image_size;
         // The largest map: the stem's output, or a block's inner or output map.
         let stem_size = net.stem.out_size(size);
@@ -526,7 +534,7 @@ impl std::fmt::Debug for GpuNetwork {
 /// (side², k) x (k, n) matrix product. Median GFLOP/s over `runs` timed submissions.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usize) -> Result<f64> {
-    let pipelines = Pipelines::new(&gpu.device);
+    let pipelines = Pipelines::new(&gpu.device, &[(1, false, false)]);
     let floats = side * side * k.max(n);
     let activations = (0..ACTIVATION_BUFFERS).map(|_| gpu.storage_zeroed("matmul", floats)).collect::<Result<Vec<_>>>()?;
     let mut b = Builder { gpu, pipelines: &pipelines, activations, dummy: gpu.storage_zeroed("unused", 4)?, dispatches: vec![] };
