@@ -108,8 +108,8 @@ ensure_model() {
     local cli tmp
     cli="$(native_cli)"
     tmp="$(mktemp -d)"
-    "$cli" random-model --out "$tmp/hf"
-    "$cli" convert "$tmp/hf" --out www/models/bit-50-random --dtype f16
+    "$cli" random-model --out "$tmp/bit-50-random"
+    "$cli" convert "$tmp/bit-50-random" --out www/models/bit-50-random --dtype f16
     rm -rf "$tmp"
   fi
   say "model: www/models/bit-50-random (seeded random weights: untrained)"
