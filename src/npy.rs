@@ -1,12 +1,13 @@
-//! Just enough of numpy's `.npy` format to read a stored float32 input tensor
-//! (`--pixels`), refusing anything else with a reason.
+//! numpy's `.npy` format: float arrays for `--pixels` and inside the original BiT `.npz`;
+//! anything else (object arrays, structured dtypes, Fortran order) is refused with a reason.
 
+use crate::weights::pickle::Elem;
 use crate::{bail, Result};
 
-/// Reads a little-endian float32, C-order array: (shape, values).
-pub fn read_f32(bytes: &[u8], source: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+/// Parses a `.npy` array of f2, f4 or f8 (either byte order, C order): (shape, values as f32).
+pub fn read(bytes: &[u8], source: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        bail!("{source}: not a .npy file");
+        bail!("{source}: not a .npy array");
     }
     let (header_len, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
@@ -14,39 +15,51 @@ pub fn read_f32(bytes: &[u8], source: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         v => bail!("{source}: unsupported .npy version {v}"),
     };
     let Some(header) = bytes.get(start..start.saturating_add(header_len)) else {
-        bail!("{source}: truncated .npy header");
+        bail!("{source}: truncated .npy header ({header_len} bytes claimed, {} present)", bytes.len() - start);
     };
-    let header = String::from_utf8_lossy(header);
-    let field = |key: &str| -> Option<String> {
+    let Ok(header) = std::str::from_utf8(header) else {
+        bail!("{source}: .npy header is not text");
+    };
+    let field = |key: &str| -> Option<&str> {
         let at = header.find(&format!("'{key}':"))? + key.len() + 3;
-        Some(header[at..].trim_start().to_string())
+        Some(header[at..].trim_start())
     };
-    let descr = field("descr").unwrap_or_default();
-    if !descr.starts_with("'<f4'") {
-        bail!("{source}: dtype {} is not little-endian float32 ('<f4')", descr.split(',').next().unwrap_or(""));
+    let descr = field("descr").unwrap_or("");
+    let Some(descr) = descr.strip_prefix('\'').and_then(|d| d.split('\'').next()) else {
+        bail!("{source}: dtype {} is not a plain float type (structured arrays are not supported)", descr.split('}').next().unwrap_or(""));
+    };
+    let (order, kind) = descr.split_at(descr.len().min(1));
+    let elem = match kind {
+        "f2" => Elem::F16,
+        "f4" => Elem::F32,
+        "f8" => Elem::F64,
+        "O" => bail!("{source}: object array (dtype '{descr}'); refusing, reading it would need pickle"),
+        _ => bail!("{source}: dtype '{descr}' is not a float type (f2, f4, f8)"),
+    };
+    if !matches!(order, "<" | ">" | "=" | "|") {
+        bail!("{source}: dtype '{descr}' is not a float type (f2, f4, f8)");
     }
-    if !field("fortran_order").unwrap_or_default().starts_with("False") {
+    if !field("fortran_order").unwrap_or("").starts_with("False") {
         bail!("{source}: Fortran-order arrays are not supported");
     }
-    let shape_text = field("shape").unwrap_or_default();
+    let shape_text = field("shape").unwrap_or("");
     let Some(inner) = shape_text.strip_prefix('(').and_then(|s| s.split(')').next()) else {
         bail!("{source}: no shape in the .npy header");
     };
     let mut shape = Vec::new();
     for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.parse::<usize>() {
-            Ok(n) => shape.push(n),
-            Err(_) => bail!("{source}: bad dimension {part:?} in the .npy shape"),
+        match part.parse::<u64>() {
+            Ok(n) if shape.len() < 8 => shape.push(n),
+            _ => bail!("{source}: bad shape ({inner}) in the .npy header"),
         }
     }
-    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let data = &bytes[start + header_len..];
-    match count {
-        Some(n) if n.checked_mul(4) == Some(data.len()) => {}
-        _ => bail!("{source}: shape {shape:?} does not match the {} data bytes", data.len()),
+    let need = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(elem.size() as u64));
+    if need != Some(data.len() as u64) {
+        let need = need.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into());
+        bail!("{source}: shape {shape:?} of '{descr}' needs {need} bytes, the file holds {}", data.len());
     }
-    let values = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Ok((shape, values))
+    Ok((shape.iter().map(|&d| d as usize).collect(), elem.decode(data, order == ">")))
 }
 
 /// Writes a float32 array in `.npy` format (version 1).
@@ -70,7 +83,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let bytes = super::write_f32(&[1, 3, 2, 2], &[0.5; 12]);
-        assert_eq!(super::read_f32(&bytes, "x.npy").unwrap(), (vec![1, 3, 2, 2], vec![0.5; 12]));
-        assert!(super::read_f32(&bytes[..bytes.len() - 1], "x.npy").unwrap_err().0.contains("x.npy"));
+        assert_eq!(super::read(&bytes, "x.npy").unwrap(), (vec![1, 3, 2, 2], vec![0.5; 12]));
+        assert!(super::read(&bytes[..bytes.len() - 1], "x.npy").unwrap_err().0.contains("x.npy"));
     }
 }

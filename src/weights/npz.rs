@@ -2,7 +2,6 @@
 //! ships its weights. Only plain float arrays are read; object arrays (which
 //! would need pickle) and structured dtypes are refused.
 
-use super::pickle::Elem;
 use super::zip::Zip;
 use crate::model::{Tensor, TensorMap};
 use crate::{bail, Result};
@@ -15,68 +14,10 @@ pub fn read_npz(zip: &Zip, source: &str) -> Result<TensorMap> {
             bail!("{source}: npz entry {} is not a .npy file", entry.name);
         };
         let bytes = zip.read(entry)?;
-        let (shape, data) = read_npy(&bytes, &format!("{source}: {}", entry.name))?;
+        let (shape, data) = crate::npy::read(&bytes, &format!("{source}: {}", entry.name))?;
         if out.insert(name.to_string(), Tensor::new(shape, data)).is_some() {
             bail!("{source}: array {name} appears twice");
         }
     }
     Ok(out)
-}
-
-/// Parses one `.npy` file: (shape, values as f32).
-pub fn read_npy(bytes: &[u8], source: &str) -> Result<(Vec<usize>, Vec<f32>)> {
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        bail!("{source}: not a .npy array");
-    }
-    let (header_len, start): (usize, usize) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
-        v => bail!("{source}: unsupported .npy version {v}"),
-    };
-    let Some(header) = bytes.get(start..start.saturating_add(header_len)) else {
-        bail!("{source}: truncated .npy header ({header_len} bytes claimed, {} present)", bytes.len() - start);
-    };
-    let Ok(header) = std::str::from_utf8(header) else {
-        bail!("{source}: .npy header is not text");
-    };
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}':"))? + key.len() + 3;
-        Some(header[at..].trim_start())
-    };
-    let descr = field("descr").unwrap_or("");
-    let Some(descr) = descr.strip_prefix('\'').and_then(|d| d.split('\'').next()) else {
-        bail!("{source}: dtype {} is not a plain float type (structured arrays are not supported)", descr.split('}').next().unwrap_or(""));
-    };
-    let (order, kind) = descr.split_at(descr.len().min(1));
-    let elem = match kind {
-        "f2" => Elem::F16,
-        "f4" => Elem::F32,
-        "f8" => Elem::F64,
-        "O" => bail!("{source}: object array (dtype '{descr}'); refusing, reading it would need pickle"),
-        _ => bail!("{source}: dtype '{descr}' is not a float type (f2, f4, f8)"),
-    };
-    if !matches!(order, "<" | ">" | "=" | "|") {
-        bail!("{source}: dtype '{descr}' is not a float type (f2, f4, f8)");
-    }
-    if !field("fortran_order").unwrap_or("").starts_with("False") {
-        bail!("{source}: Fortran-order arrays are not supported");
-    }
-    let shape_text = field("shape").unwrap_or("");
-    let Some(inner) = shape_text.strip_prefix('(').and_then(|s| s.split(')').next()) else {
-        bail!("{source}: no shape in the .npy header");
-    };
-    let mut shape = Vec::new();
-    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.parse::<u64>() {
-            Ok(n) if shape.len() < 8 => shape.push(n),
-            _ => bail!("{source}: bad shape ({inner}) in the .npy header"),
-        }
-    }
-    let data = &bytes[start + header_len..];
-    let need = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).and_then(|n| n.checked_mul(elem.size() as u64));
-    if need != Some(data.len() as u64) {
-        let need = need.map(|n| n.to_string()).unwrap_or_else(|| "more than 2^64".into());
-        bail!("{source}: shape {shape:?} of '{descr}' needs {need} bytes, the file holds {}", data.len());
-    }
-    Ok((shape.iter().map(|&d| d as usize).collect(), elem.decode(data, order == ">")))
 }
