@@ -10,7 +10,6 @@ pub mod config;
 mod error;
 pub mod gpu;
 pub mod model;
-pub mod npy;
 pub mod preprocess;
 pub mod reference;
 pub mod weights;

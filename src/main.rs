@@ -170,7 +170,7 @@ fn cmd_classify(args: &Args) -> Result<bool> {
     let stored = match pixels_file {
         Some(file) => {
             let bytes = std::fs::read(file).context(|| format!("{file}: cannot read"))?;
-            let (shape, values) = bit50::npy::read(&bytes, file)?;
+            let (shape, values) = bit50::weights::npy::read(&bytes, file)?;
             if shape != [1, 3, size, size] {
                 bail!("{file}: shape {shape:?}, this model takes [1, 3, {size}, {size}]");
             }

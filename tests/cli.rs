@@ -94,7 +94,7 @@ fn photo_files_give_transformers_top5_full_size() {
 fn stored_pixels_and_text_output() {
     let dir = scratch("cli-pixels");
     let npy = dir.join("uniform.npy");
-    std::fs::write(&npy, bit50::npy::write_f32(&[1, 3, 64, 64], &uniform_input("tiny"))).unwrap();
+    std::fs::write(&npy, bit50::weights::npy::write_f32(&[1, 3, 64, 64], &uniform_input("tiny"))).unwrap();
     let run = bit50(&["classify", "--model", path(tiny_dir()), "--json", "--logits", "--pixels", path(&npy)]);
     assert!(run.ok, "{}", run.stderr);
     let line = &json_lines(&run.stdout)[0];

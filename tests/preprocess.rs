@@ -53,7 +53,7 @@ fn normalization_is_bit_identical_to_the_processor() {
     for photo in PHOTOS {
         let stem = photo.rsplit_once('.').unwrap().0;
         let bytes = std::fs::read(fixtures().join("tiny/pil").join(format!("{stem}.npy"))).unwrap();
-        let (shape, want) = bit50::npy::read(&bytes, stem).unwrap();
+        let (shape, want) = bit50::weights::npy::read(&bytes, stem).unwrap();
         assert_eq!(shape, [1, 3, 64, 64]);
         let ours = pil_input("tiny", photo);
         assert!(ours.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{photo}: normalized values differ");

@@ -11,6 +11,7 @@
 
 pub mod convert;
 pub mod npz;
+pub mod npy;
 pub mod pickle;
 pub mod random;
 pub mod zip;

@@ -14,7 +14,7 @@ pub fn read_npz(zip: &Zip, source: &str) -> Result<TensorMap> {
             bail!("{source}: npz entry {} is not a .npy file", entry.name);
         };
         let bytes = zip.read(entry)?;
-        let (shape, data) = crate::npy::read(&bytes, &format!("{source}: {}", entry.name))?;
+        let (shape, data) = super::npy::read(&bytes, &format!("{source}: {}", entry.name))?;
         if out.insert(name.to_string(), Tensor::new(shape, data)).is_some() {
             bail!("{source}: array {name} appears twice");
         }

@@ -1,7 +1,7 @@
 //! numpy's `.npy` format: float arrays for `--pixels` and inside the original BiT `.npz`;
 //! anything else (object arrays, structured dtypes, Fortran order) is refused with a reason.
 
-use crate::weights::pickle::Elem;
+use super::pickle::Elem;
 use crate::{bail, Result};
 
 /// Parses a `.npy` array of f2, f4 or f8 (either byte order, C order): (shape, values as f32).
