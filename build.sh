@@ -89,7 +89,7 @@ build_wasm() {
 native_cli() {
   if [ ! -x target/release/bit50 ] || [ -n "$(find src shaders Cargo.toml -newer target/release/bit50 -print -quit)" ]; then
     say "building the native CLI"
-    nice cargo build --release --bin bit50 >&2
+    nice cargo build --release --bin bit50 >&2 || return 1
   fi
   echo "$root/target/release/bit50"
 }
@@ -106,7 +106,7 @@ ensure_model() {
   if [ ! -f www/models/bit-50-random/manifest.json ]; then
     say "the real weights cannot be fetched: making a seeded random model (the page labels it untrained)"
     local cli tmp
-    cli="$(native_cli)"
+    cli="$(native_cli)" || die "the native CLI does not build"
     tmp="$(mktemp -d)"
     "$cli" random-model --out "$tmp/bit-50-random"
     "$cli" convert "$tmp/bit-50-random" --out www/models/bit-50-random --dtype f16
@@ -117,7 +117,9 @@ ensure_model() {
 
 ensure_tiny_model() {
   if [ ! -f www/models/tiny/manifest.json ] || [ tests/fixtures/tiny/model.safetensors -nt www/models/tiny/manifest.json ]; then
-    "$(native_cli)" convert tests/fixtures/tiny --out www/models/tiny
+    local cli
+    cli="$(native_cli)" || die "the native CLI does not build"
+    "$cli" convert tests/fixtures/tiny --out www/models/tiny
   fi
 }
 
@@ -141,9 +143,10 @@ case "$cmd" in
     nice cargo check --target wasm32-unknown-unknown --lib || status=1
     build_wasm || exit 1
     need_chromium
+    cli="$(native_cli)" || die "the native CLI does not build"
     ensure_tiny_model
     say "browser tests (node --test tests/browser/*.test.mjs)"
-    CHROMIUM="$(chromium_path)" BIT50="$(native_cli)" node --test --test-concurrency=1 tests/browser/*.test.mjs || status=1
+    CHROMIUM="$(chromium_path)" BIT50="$cli" node --test --test-concurrency=1 tests/browser/*.test.mjs || status=1
     [ "$status" = 0 ] && say "all tests passed" || say "some tests FAILED"
     exit "$status"
     ;;

@@ -178,7 +178,7 @@ export class Model extends EventTarget {
  */
 export async function load(url, { onProgress, backend = 'auto' } = {}) {
   if (!url) throw new Bit50Error('bad-input', 'load() needs a model URL');
-  const absolute = new URL(url, document.baseURI).href;
+  const absolute = new URL(url, globalThis.document?.baseURI ?? location.href).href;
   let model = null;
   const connection = new Connection((msg) => {
     if (!model) return;
