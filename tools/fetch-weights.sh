@@ -75,7 +75,7 @@ from_hf() {
   # The hub lists the sha256 of LFS files; check it when the API answers.
   local api want got
   if api="$(curl --fail --silent --connect-timeout "$connect" --max-time 60 "$hf/api/models/$repo?blobs=true")"; then
-    want="$(printf '%s' "$api" | tr ',{}' '\n\n\n' | awk '/"rfilename":"model.safetensors"/{f=1} f&&/"sha256"/{gsub(/.*"sha256":"|".*/,""); print; exit}')"
+    want="$(printf '%s' "$api" | tr ',{}' '\n\n\n' | awk '/"rfilename":"model.safetensors"/{f=1} f&&/"sha256"/{sub(/.*"sha256":"/,""); sub(/".*/,""); print; exit}')"
     if [ -n "$want" ]; then
       got="$(sha256sum "$dir/model.safetensors" | cut -d' ' -f1)"
       if [ "$got" != "$want" ]; then
@@ -84,6 +84,8 @@ from_hf() {
         exit 1
       fi
       echo "model.safetensors: sha256 matches the hub ($want)"
+    else
+      echo "note: the hub's listing has no sha256 for model.safetensors; not checked (the converter still checks every name and shape)"
     fi
   else
     echo "note: $hf/api/models/$repo did not answer; model.safetensors not checked against the hub's sha256 (the converter still checks every name and shape)"
