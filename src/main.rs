@@ -19,10 +19,12 @@ USAGE:
       (model_state.pdparams), timm (safetensors or .bin) or the original BiT
       .npz. Without a config.json beside it, google/bit-50's config and
       preprocessing are assumed. Writes the web weight folder.
-  bit50 classify --model DIR [--top K] [--json] [--logits] [--cpu] IMAGE...
-  bit50 classify --model DIR [--top K] [--json] [--logits] [--cpu] --pixels FILE.npy
+  bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu] IMAGE...
+  bit50 classify --model DIR [...] --pixels FILE.npy
       Top K classes per image (default 5) and the time taken. --json prints one
-      object per line; --logits adds all logits; --cpu runs the reference path;
+      object per line; --logits adds all logits; --embed the pooled features
+      (as 'embedding'); --explain the class activation map of the top class
+      (as 'heatmap': index, width, height, data); --cpu runs the reference path;
       --pixels runs a stored 1x3xHxW float32 tensor, skipping preprocessing.
   bit50 bench --model DIR [--runs N]
       Load time, first and warm latency, GFLOP/s and GPU memory.
@@ -97,7 +99,7 @@ fn run(args: &[String]) -> Result<bool> {
     let rest = &args[1..];
     match command.as_str() {
         "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
-        "classify" => cmd_classify(&Args::parse(rest, &["--model", "--top", "--pixels"], &["--json", "--logits", "--cpu"])?),
+        "classify" => cmd_classify(&Args::parse(rest, &["--model", "--top", "--pixels"], &["--json", "--logits", "--embed", "--explain", "--cpu"])?),
         "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs"], &[])?),
         "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
         "-h" | "--help" | "help" => {
@@ -149,18 +151,54 @@ impl Engine {
         Ok(Engine::Gpu(Box::new(pollster::block_on(GpuNetwork::new(gpu, &model.network))?)))
     }
 
-    fn logits(&mut self, model: &Model, pixels: &[f32]) -> Result<Vec<f32>> {
+    /// The logits, and with `embed` the pooled features, with `explain` the class
+    /// activation map of the most probable class.
+    fn run(&mut self, model: &Model, pixels: &[f32], embed: bool, explain: bool) -> Result<Outputs> {
+        let top1 = |logits: &[f32]| top_k(logits, &model.labels, 1)[0].index;
         match self {
-            Engine::Gpu(net) => pollster::block_on(net.logits(pixels)),
-            Engine::Cpu => Ok(reference::forward(&model.network, pixels).logits),
+            Engine::Gpu(net) => {
+                let (logits, embedding) = if embed {
+                    let (logits, pooled) = pollster::block_on(net.embed(pixels))?;
+                    (logits, Some(pooled))
+                } else {
+                    (pollster::block_on(net.logits(pixels))?, None)
+                };
+                let heatmap = match explain {
+                    true => Some((top1(&logits), pollster::block_on(net.explain(pixels, top1(&logits)))?.1)),
+                    false => None,
+                };
+                Ok(Outputs { logits, embedding, heatmap })
+            }
+            Engine::Cpu => {
+                let out = reference::forward(&model.network, pixels);
+                let class = top1(&out.logits);
+                let heatmap = explain.then(|| (class, reference::class_map(&model.network, &out, class)));
+                Ok(Outputs { embedding: embed.then(|| out.pooled.clone()), heatmap, logits: out.logits })
+            }
         }
     }
 }
 
+/// What one image gave.
+struct Outputs {
+    logits: Vec<f32>,
+    embedding: Option<Vec<f32>>,
+    /// (class, row-major square map)
+    heatmap: Option<(usize, Vec<f32>)>,
+}
+
+/// How to print results.
+struct Printing<'a> {
+    labels: &'a [String],
+    k: usize,
+    json: bool,
+    logits: bool,
+}
+
 fn cmd_classify(args: &Args) -> Result<bool> {
     let model = weights::load_dir(Path::new(args.required("--model")?))?;
-    let k = args.number("--top", 5)?.max(1);
-    let (json, with_logits) = (args.flag("--json"), args.flag("--logits"));
+    let printing = Printing { labels: &model.labels, k: args.number("--top", 5)?.max(1), json: args.flag("--json"), logits: args.flag("--logits") };
+    let (embed, explain) = (args.flag("--embed"), args.flag("--explain"));
     let pixels_file = args.value("--pixels");
     if pixels_file.is_some() != args.positional.is_empty() {
         bail!("classify takes either images or --pixels FILE.npy\n\n{USAGE}");
@@ -187,13 +225,13 @@ fn cmd_classify(args: &Args) -> Result<bool> {
     for input in &inputs {
         let started = Instant::now();
         let result = match &stored {
-            Some((_, values)) => engine.logits(&model, values),
+            Some((_, values)) => engine.run(&model, values, embed, explain),
             None => preprocess::open(Path::new(input))
-                .and_then(|img| engine.logits(&model, &preprocess::preprocess(&img, &model.preprocessor))),
+                .and_then(|img| engine.run(&model, &preprocess::preprocess(&img, &model.preprocessor), embed, explain)),
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
-            Ok(logits) => print_prediction(input, &logits, &model.labels, k, ms, json, with_logits),
+            Ok(outputs) => print_prediction(input, &outputs, &printing, ms),
             Err(e) => {
                 eprintln!("error: {e}");
                 all_ok = false;
@@ -203,12 +241,19 @@ fn cmd_classify(args: &Args) -> Result<bool> {
     Ok(all_ok)
 }
 
-fn print_prediction(input: &str, logits: &[f32], labels: &[String], k: usize, ms: f64, json: bool, with_logits: bool) {
-    let top = top_k(logits, labels, k);
-    if json {
+fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64) {
+    let top = top_k(&out.logits, printing.labels, printing.k);
+    let side = out.heatmap.as_ref().map(|(_, map)| (map.len() as f64).sqrt() as usize).unwrap_or(0);
+    if printing.json {
         let mut line = serde_json::json!({ "input": input, "top": top, "ms": (ms * 1000.0).round() / 1000.0 });
-        if with_logits {
-            line["logits"] = serde_json::json!(logits);
+        if printing.logits {
+            line["logits"] = serde_json::json!(out.logits);
+        }
+        if let Some(embedding) = &out.embedding {
+            line["embedding"] = serde_json::json!(embedding);
+        }
+        if let Some((index, map)) = &out.heatmap {
+            line["heatmap"] = serde_json::json!({ "index": index, "width": side, "height": side, "data": map });
         }
         println!("{line}");
         return;
@@ -217,9 +262,15 @@ fn print_prediction(input: &str, logits: &[f32], labels: &[String], k: usize, ms
     for p in &top {
         println!("  {:>5}  {:6.2}%  logit {:>9.4}  {}", p.index, p.prob * 100.0, p.logit, p.label);
     }
-    if with_logits {
-        let all: Vec<String> = logits.iter().map(|x| format!("{x}")).collect();
-        println!("  logits: [{}]", all.join(", "));
+    let list = |values: &[f32]| values.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(", ");
+    if printing.logits {
+        println!("  logits: [{}]", list(&out.logits));
+    }
+    if let Some(embedding) = &out.embedding {
+        println!("  embedding ({} values): [{}]", embedding.len(), list(embedding));
+    }
+    if let Some((index, map)) = &out.heatmap {
+        println!("  heatmap of class {index} ({side}x{side}, row-major): [{}]", list(map));
     }
 }
 

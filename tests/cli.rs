@@ -203,3 +203,25 @@ fn an_unsupported_config_is_refused_and_nothing_is_written() {
     assert!(!out.exists(), "no output folder after a failed conversion");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary folder left behind");
 }
+
+#[test]
+fn embed_and_explain_outputs_agree_between_gpu_and_cpu() {
+    let run = |cpu: bool| {
+        let mut args = vec!["classify", "--model", path(tiny_dir()), "--json", "--embed", "--explain"];
+        if cpu {
+            args.push("--cpu");
+        }
+        let cat = photo("cat.png");
+        args.push(&cat);
+        let run = bit50(&args);
+        assert!(run.ok, "{}", run.stderr);
+        json_lines(&run.stdout).remove(0)
+    };
+    let (gpu, cpu) = (run(false), run(true));
+    let embedding = floats(&gpu["embedding"]);
+    assert_eq!(embedding.len(), 256, "the tiny model's pooled features");
+    assert!(max_abs_diff(&embedding, &floats(&cpu["embedding"])) < 1e-5);
+    assert_eq!(gpu["heatmap"]["index"], expected_top5("tiny", "cat.png")[0]);
+    assert_eq!((gpu["heatmap"]["width"].as_u64(), gpu["heatmap"]["height"].as_u64()), (Some(2), Some(2)), "64 px in, 2x2 out");
+    assert!(max_abs_diff(&floats(&gpu["heatmap"]["data"]), &floats(&cpu["heatmap"]["data"])) < 1e-4);
+}
