@@ -320,7 +320,7 @@ fn cmd_bench(args: &Args) -> Result<bool> {
 fn cmd_random_model(args: &Args) -> Result<bool> {
     let out = PathBuf::from(args.required("--out")?);
     let seed = args.number("--seed", 0)? as u64;
-    let (config, preprocessor) = match args.value("--like") {
+    let (mut config, preprocessor) = match args.value("--like") {
         None => bit50_defaults(),
         Some(folder) => {
             let read = |file: &str| -> Result<serde_json::Value> {
@@ -332,6 +332,8 @@ fn cmd_random_model(args: &Args) -> Result<bool> {
         }
     };
     let parsed = BitConfig::from_json(&config, "config.json")?;
+    // Marks the model untrained all the way to the page (transformers ignores the extra key).
+    config[weights::RANDOM_SEED_KEY] = seed.into();
     random::write_hf_folder(&out, &config, &preprocessor, &random::weights(&parsed, seed))?;
     println!("wrote {} (seeded random weights, seed {seed})", out.display());
     Ok(true)

@@ -44,6 +44,7 @@ struct ManifestInfo<'a> {
     labels: &'a [String],
     shards: &'a [crate::weights::Shard],
     total_bytes: u64,
+    untrained: bool,
 }
 
 #[wasm_bindgen]
@@ -59,7 +60,7 @@ impl ModelLoader {
         Ok(ModelLoader { manifest, source: source.to_string(), shards })
     }
 
-    /// JSON: `{name, dtype, labels, shards: [{file, bytes, sha256}], total_bytes}`.
+    /// JSON: `{name, dtype, labels, shards: [{file, bytes, sha256}], total_bytes, untrained}`.
     pub fn info(&self) -> String {
         let info = ManifestInfo {
             name: &self.manifest.name,
@@ -67,6 +68,7 @@ impl ModelLoader {
             labels: &self.manifest.labels,
             shards: &self.manifest.shards,
             total_bytes: self.manifest.shards.iter().map(|s| s.bytes).sum(),
+            untrained: self.manifest.untrained,
         };
         serde_json::to_string(&info).expect("serializes")
     }

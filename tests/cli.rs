@@ -86,6 +86,8 @@ fn photo_files_give_transformers_top5_full_size() {
     for entry in std::fs::read_dir(dir.join("web")).unwrap() {
         assert!(entry.unwrap().metadata().unwrap().len() <= 32 << 20);
     }
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("web/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["untrained"], true, "random-model's weights are marked untrained for the page");
     check_photos("full", &dir.join("web"), false);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -99,6 +101,8 @@ fn stored_pixels_and_text_output() {
     assert!(run.ok, "{}", run.stderr);
     let line = &json_lines(&run.stdout)[0];
     assert!(max_abs_diff(&floats(&line["logits"]), &expected_logits("tiny", "uniform")) < 1e-4);
+    let manifest: Value = serde_json::from_slice(&std::fs::read(tiny_dir().join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest.get("untrained").is_none(), "a converted model is not marked untrained");
     let run = bit50(&["classify", "--model", path(tiny_dir()), "--top", "3", &photo("cat.png")]);
     assert!(run.ok);
     assert!(run.stdout.contains("ms)") && run.stdout.lines().count() == 4, "{}", run.stdout);

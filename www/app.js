@@ -107,7 +107,7 @@ async function loadModel(url) {
   $('model-name').textContent = info.name;
   $('progress').value = $('progress').max;
   $('progress-text').textContent = `Ready: ${info.classes} classes, ${info.image_size}×${info.image_size} input, loaded in ${secs} s`;
-  $('badge-untrained').hidden = !/random|untrained|seed\d/i.test(`${info.name} ${info.url}`);
+  $('badge-untrained').hidden = !info.untrained;
   const badge = $('badge-backend');
   badge.hidden = false;
   badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';

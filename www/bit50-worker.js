@@ -236,7 +236,7 @@ async function loadModel(url, backend, onProgress) {
   const info = JSON.parse(engine.info());
   if (reason) info.fallback_reason = reason;
   if (info.backend === 'webgpu') info.adapter = await describeAdapter(info.adapter);
-  return { ...info, url: manifestUrl, dtype: meta.dtype, bytes: total, fromCache: cachedBytes === total, cachedBytes };
+  return { ...info, url: manifestUrl, dtype: meta.dtype, untrained: meta.untrained, bytes: total, fromCache: cachedBytes === total, cachedBytes };
 }
 
 /** "google swiftshader (fallback adapter)": wgpu's adapter name is empty on the web. */

@@ -239,9 +239,8 @@ pub fn normalize(config: &BitConfig, scheme: Scheme, mut tensors: TensorMap, sou
 }
 
 /// Weight file names tried first in a folder, in order; otherwise the one file whose content is weights.
-const WEIGHT_FILES: [&str; 4] = ["model.safetensors", "pytorch_model.bin", "model_state.pdparams", "open_clip_pytorch_model.bin"];
+const WEIGHT_FILES: [&str; 3] = ["model.safetensors", "pytorch_model.bin", "model_state.pdparams"];
 
-#[cfg(not(target_arch = "wasm32"))]
 fn find_weights(dir: &Path) -> Result<std::path::PathBuf> {
     use std::io::Read;
     let shown = dir.display();
@@ -278,7 +277,6 @@ fn find_weights(dir: &Path) -> Result<std::path::PathBuf> {
 /// (safetensors, torch .bin, .pdparams, BiT .npz), detected by content. The config
 /// and preprocessing are `config.json` and `preprocessor_config.json` beside the
 /// weights when they are BiT configs, else google/bit-50's.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn read_source(path: &Path) -> Result<Source> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).context(|| format!("{shown}: cannot read"))?;

@@ -61,7 +61,13 @@ pub struct Manifest {
     pub preprocessor: Value,
     pub labels: Vec<String>,
     pub shards: Vec<Shard>,
+    /// Seeded random weights (`bit50 random-model`), not a trained network: pages say so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub untrained: bool,
 }
+
+/// The config key `bit50 random-model` writes (the seed), which marks a model as untrained.
+pub const RANDOM_SEED_KEY: &str = "bit50_random_seed";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shard {
@@ -156,7 +162,6 @@ pub fn read_safetensors(bytes: &[u8], source: &str, into: &mut TensorMap) -> Res
 }
 
 /// Loads a converted model folder (`manifest.json` + shards) from disk.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn load_dir(dir: &Path) -> Result<Model> {
     let manifest_path = dir.join("manifest.json");
     let source = manifest_path.display().to_string();
@@ -245,13 +250,13 @@ pub fn to_shards(model: &WebModel, dtype: Dtype, max_shard_bytes: usize) -> Resu
         preprocessor: model.preprocessor.clone(),
         labels: model.labels.clone(),
         shards,
+        untrained: model.config.get(RANDOM_SEED_KEY).is_some(),
     };
     Ok((manifest, files))
 }
 
 /// Writes a web weight folder atomically: everything goes to a temporary sibling
 /// folder that replaces `out` only once complete, so a failure leaves nothing behind.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn write_dir(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<()> {
     let name = out.display().to_string();
     let parent = match out.parent() {

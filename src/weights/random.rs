@@ -87,7 +87,6 @@ pub fn input(seed: u64, size: usize) -> Vec<f32> {
 
 /// Writes a Hugging Face model folder (config.json, preprocessor_config.json,
 /// model.safetensors) holding torch-layout tensors, as `save_pretrained` would.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn write_hf_folder(out: &std::path::Path, config: &serde_json::Value, preprocessor: &serde_json::Value, tensors: &TensorMap) -> crate::Result<()> {
     use crate::Context;
     let shown = out.display().to_string();
