@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Drives www/bench.html in headless Chromium: bit50 vs ONNX Runtime Web (WebGPU and wasm
 // providers), same photo, same browser session. A tool, not a test: it prints a table and
-// ratios and writes target/bench/browser-<adapter>.json.
+// ratios and writes target/bench/browser-<adapter>-<model>.json.
 //
 //   node tools/bench-browser.mjs [--adapter swiftshader|compat] [--runs 3] [--warmup 0]
 //        [--budget 300] [--only ours-webgpu,ort-webgpu,ort-wasm,ours-cpu]
@@ -123,13 +123,13 @@ async function main() {
       state: document.body.dataset.state, text: window.benchText, result: window.benchResult, error: window.benchError,
     }));
     if (state !== 'done') throw new Error(`the page failed: ${error}`);
-    const out = path.join(ROOT, 'target/bench', `browser-${opts.adapter}.json`);
+    const out = path.join(ROOT, 'target/bench', `browser-${opts.adapter}-${path.basename(opts.model.replace(/\/+$/, ''))}.json`);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     result.loadAverageAfter = os.loadavg();
     result.command = process.argv.slice(1).join(' ');
     fs.writeFileSync(out, JSON.stringify(result, null, 1));
     const a = result.adapter;
-    console.log(`\n== ${opts.adapter}: ${a.available ? `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ')}, featureLevel ${a.featureLevel}, fallback ${a.fallback}, timestamp-query ${a.timestampQuery}` : 'no WebGPU adapter'}; input ${result.size}x${result.size} (${result.gflop.toFixed(1)} GFLOP); ${result.hardwareConcurrency} CPUs, crossOriginIsolated ${result.crossOriginIsolated}`);
+    console.log(`\n== ${opts.adapter}: ${a.available ? `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || '(adapter info empty)'}, featureLevel ${a.featureLevel}, fallback ${a.fallback}, timestamp-query ${a.timestampQuery}` : 'no WebGPU adapter'}; input ${result.size}x${result.size} (${result.gflop.toFixed(1)} GFLOP); ${result.hardwareConcurrency} CPUs, crossOriginIsolated ${result.crossOriginIsolated}`);
     console.log(text);
     console.log(`\n(wrote ${path.relative(ROOT, out)}; ${((Date.now() - started) / 1000).toFixed(0)} s; load average now ${load()})`);
   } catch (err) {
