@@ -79,7 +79,7 @@ build_wasm() {
   say "optimizing with wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}')"
   nice node_modules/.bin/wasm-opt -O3 \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
     www/pkg.tmp/bit50_bg.wasm -o www/pkg.tmp/bit50_bg.opt.wasm
   mv www/pkg.tmp/bit50_bg.opt.wasm www/pkg.tmp/bit50_bg.wasm
   rm -rf www/pkg && mv www/pkg.tmp www/pkg
