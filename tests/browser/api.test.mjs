@@ -175,3 +175,18 @@ test('wrong arguments and a disposed model reject with a coded error', async () 
     disposed: 'Bit50Error:disposed',
   });
 });
+
+test('embed and explain match the native bit50 command on the same photo', async () => {
+  // A PNG decodes to the same pixels in the browser and natively, so the outputs agree to float precision.
+  const native = nativeClassify(path.join(PHOTOS, 'cat.png'), undefined, ['--embed', '--explain']);
+  const r = await page.evaluate(async (index) => {
+    const e = await gpuModel.embed(catBlob);
+    const h = await gpuModel.explain(catBlob, index);
+    return { embedding: Array.from(e), heatmap: Array.from(h.data), width: h.width, height: h.height };
+  }, native.heatmap.index);
+  const maxDiff = (a, b) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
+  assert.equal(r.embedding.length, native.embedding.length);
+  assert.ok(maxDiff(r.embedding, native.embedding) < 1e-4, `embedding differs from native by ${maxDiff(r.embedding, native.embedding)}`);
+  assert.deepEqual([r.width, r.height], [native.heatmap.width, native.heatmap.height]);
+  assert.ok(maxDiff(r.heatmap, native.heatmap.data) < 1e-4, `heatmap differs from native by ${maxDiff(r.heatmap, native.heatmap.data)}`);
+});
