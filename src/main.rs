@@ -34,6 +34,17 @@ USAGE:
       and for demos without the real weights.
 ";
 
+/// `println!` that ends the program quietly once stdout is closed (piped into `head`, say),
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
@@ -93,7 +104,7 @@ impl Args {
 
 fn run(args: &[String]) -> Result<bool> {
     let Some(command) = args.first() else {
-        print!("{USAGE}");
+        say!("{USAGE}");
         return Ok(true);
     };
     let rest = &args[1..];
@@ -103,7 +114,7 @@ fn run(args: &[String]) -> Result<bool> {
         "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs"], &[])?),
         "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
         "-h" | "--help" | "help" => {
-            print!("{USAGE}");
+            say!("{USAGE}");
             Ok(true)
         }
         other => bail!("unknown command {other:?}\n\n{USAGE}"),
@@ -125,7 +136,7 @@ fn cmd_convert(args: &Args) -> Result<bool> {
     let (manifest, files) = convert::convert(source, dtype, max_mb << 20)?;
     weights::write_dir(&out, &manifest, &files)?;
     let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();
-    println!(
+    say!(
         "wrote {} ({} shards, {:.1} MB, {:?}) in {:.1} s",
         out.display(),
         files.len(),
@@ -255,22 +266,22 @@ fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64) {
         if let Some((index, map)) = &out.heatmap {
             line["heatmap"] = serde_json::json!({ "index": index, "width": side, "height": side, "data": map });
         }
-        println!("{line}");
+        say!("{line}");
         return;
     }
-    println!("{input}  ({ms:.1} ms)");
+    say!("{input}  ({ms:.1} ms)");
     for p in &top {
-        println!("  {:>5}  {:6.2}%  logit {:>9.4}  {}", p.index, p.prob * 100.0, p.logit, p.label);
+        say!("  {:>5}  {:6.2}%  logit {:>9.4}  {}", p.index, p.prob * 100.0, p.logit, p.label);
     }
     let list = |values: &[f32]| values.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(", ");
     if printing.logits {
-        println!("  logits: [{}]", list(&out.logits));
+        say!("  logits: [{}]", list(&out.logits));
     }
     if let Some(embedding) = &out.embedding {
-        println!("  embedding ({} values): [{}]", embedding.len(), list(embedding));
+        say!("  embedding ({} values): [{}]", embedding.len(), list(embedding));
     }
     if let Some((index, map)) = &out.heatmap {
-        println!("  heatmap of class {index} ({side}x{side}, row-major): [{}]", list(map));
+        say!("  heatmap of class {index} ({side}x{side}, row-major): [{}]", list(map));
     }
 }
 
@@ -296,24 +307,24 @@ fn cmd_bench(args: &Args) -> Result<bool> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let size = model.network.image_size;
-    println!("model      {} ({size}x{size}, {} classes)", model.name, model.labels.len());
-    println!("adapter    {adapter}");
-    println!("load       {:.0} ms (weights read and checked {:.0} ms)", load.as_secs_f64() * 1e3, read.as_secs_f64() * 1e3);
-    println!("first      {first:.1} ms");
-    println!("warm       {median:.1} ms median of {runs} (min {:.1}, max {:.1})", times[0], times[times.len() - 1]);
+    say!("model      {} ({size}x{size}, {} classes)", model.name, model.labels.len());
+    say!("adapter    {adapter}");
+    say!("load       {:.0} ms (weights read and checked {:.0} ms)", load.as_secs_f64() * 1e3, read.as_secs_f64() * 1e3);
+    say!("first      {first:.1} ms");
+    say!("warm       {median:.1} ms median of {runs} (min {:.1}, max {:.1})", times[0], times[times.len() - 1]);
     let gflops = net.flops() / median / 1e6;
-    println!("compute    {gflops:.2} GFLOP/s ({:.2} GFLOP per image, {} dispatches, 1 submit)", net.flops() / 1e9, net.dispatch_count());
-    println!("gpu memory {:.1} MB in buffers", net.gpu.allocated_bytes() as f64 / 1e6);
+    say!("compute    {gflops:.2} GFLOP/s ({:.2} GFLOP per image, {} dispatches, 1 submit)", net.flops() / 1e9, net.dispatch_count());
+    say!("gpu memory {:.1} MB in buffers", net.gpu.allocated_bytes() as f64 / 1e6);
     if let Some(layers) = pollster::block_on(net.profile(&pixels))? {
         let total: f64 = layers.iter().map(|(_, ms)| ms).sum();
-        println!("per layer  (GPU timestamps, one run: {total:.1} ms)");
+        say!("per layer  (GPU timestamps, one run: {total:.1} ms)");
         for (kind, ms) in layers {
-            println!("           {ms:>9.1} ms {:>5.1}%  {kind}", 100.0 * ms / total);
+            say!("           {ms:>9.1} ms {:>5.1}%  {kind}", 100.0 * ms / total);
         }
     }
     // The same adapter's reachable peak: the convolution kernel as a plain 1024^3 matrix multiply.
     let peak = bit50::gpu::matmul_gflops(&net.gpu, 32, 1024, 1024, 5)?;
-    println!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
+    say!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
     Ok(true)
 }
 
@@ -335,6 +346,6 @@ fn cmd_random_model(args: &Args) -> Result<bool> {
     // Marks the model untrained all the way to the page (transformers ignores the extra key).
     config[weights::RANDOM_SEED_KEY] = seed.into();
     random::write_hf_folder(&out, &config, &preprocessor, &random::weights(&parsed, seed))?;
-    println!("wrote {} (seeded random weights, seed {seed})", out.display());
+    say!("wrote {} (seeded random weights, seed {seed})", out.display());
     Ok(true)
 }
