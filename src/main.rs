@@ -323,7 +323,8 @@ fn cmd_bench(args: &Args) -> Result<bool> {
         }
     }
     // The same adapter's reachable peak: the convolution kernel as a plain 1024^3 matrix multiply.
-    let peak = bit50::gpu::matmul_gflops(&net.gpu, 32, 1024, 1024, 5)?;
+    let clock = Instant::now();
+    let peak = pollster::block_on(bit50::gpu::matmul_gflops(&net.gpu, 32, 1024, 1024, 5, || clock.elapsed().as_secs_f64() * 1e3))?;
     say!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
     Ok(true)
 }

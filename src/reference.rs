@@ -134,6 +134,22 @@ fn conv2d(x: &Activation, conv: &Conv) -> Activation {
     Activation { h: oh, w: ow, c: cout, data }
 }
 
+/// This path's matrix-multiply throughput: a 1x1 convolution over `side x side` pixels,
+/// (side², k) x (k, n). Median GFLOP/s over `runs`; `now` is a clock in milliseconds.
+pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn() -> f64) -> f64 {
+    let x = Activation { h: side, w: side, c: k, data: vec![0.5; side * side * k] };
+    let conv = Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight: vec![0.01; k * n] };
+    let mut times: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let started = now();
+            std::hint::black_box(conv2d(&x, &conv));
+            now() - started
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    2.0 * (side * side * k * n) as f64 / times[times.len() / 2].max(1e-3) / 1e6
+}
+
 /// GroupNorm (biased variance over each group's channels and all pixels), affine, then ReLU.
 fn group_norm_relu(x: &Activation, gn: &GroupNorm, groups: usize) -> Activation {
     let per_group = x.c / groups;

@@ -82,8 +82,9 @@ impl ModelLoader {
     }
 }
 
-/// Builds the network from a complete loader. `backend` is "webgpu", "cpu" or
-/// "auto" (WebGPU, else the CPU, with the reason in `Engine::info`).
+/// Builds the network from a complete loader. `backend` is "webgpu", "cpu",
+/// "auto" (WebGPU, else the CPU, with the reason in `Engine::info`) or "measure"
+/// (for a software adapter: time both paths briefly at load and keep the faster).
 #[wasm_bindgen]
 pub async fn build_engine(loader: ModelLoader, backend: String) -> std::result::Result<Engine, JsError> {
     let ModelLoader { manifest, source, shards } = loader;
@@ -103,8 +104,22 @@ pub async fn build_engine(loader: ModelLoader, backend: String) -> std::result::
         Backend::Cpu(model.network)
     } else {
         match open_gpu(&model.network, &lost).await {
+            Ok(net) if backend == "measure" => {
+                // About 0.2 s on the CPU and 0.5 s on a software GPU: the same matrix product shape.
+                let now = js_sys::Date::now;
+                let gpu = crate::gpu::matmul_gflops(&net.gpu, 16, 256, 256, 3, now).await.unwrap_or(0.0);
+                let cpu = crate::reference::matmul_gflops(32, 256, 256, 3, now);
+                if cpu > gpu {
+                    fallback_reason = Some(format!(
+                        "a software WebGPU adapter: measured at load {gpu:.2} GFLOP/s on WebGPU, {cpu:.2} on the CPU, so the CPU path runs"
+                    ));
+                    Backend::Cpu(model.network)
+                } else {
+                    Backend::Gpu(Box::new(net))
+                }
+            }
             Ok(net) => Backend::Gpu(Box::new(net)),
-            Err(e) if backend == "auto" => {
+            Err(e) if backend != "webgpu" => {
                 fallback_reason = Some(e.0);
                 Backend::Cpu(model.network)
             }

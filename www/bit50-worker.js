@@ -222,6 +222,9 @@ async function loadModel(url, backend, onProgress) {
     if (!adapter && !fallback) {
       choice = 'cpu';
       reason = 'WebGPU is not available: the browser offered no adapter (it may be disabled or blocklisted)';
+    } else if (!adapter || adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) {
+      // A software adapter (SwiftShader): the WebAssembly path is often faster; time both.
+      choice = 'measure';
     }
   }
   try {

@@ -4,7 +4,6 @@
 
 mod network;
 
-#[cfg(not(target_arch = "wasm32"))]
 pub use network::matmul_gflops;
 pub use network::{GpuNetwork, Taps};
 

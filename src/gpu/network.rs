@@ -531,20 +531,21 @@ impl std::fmt::Debug for GpuNetwork {
 
 /// The adapter's reachable matrix-multiply throughput with this project's convolution
 /// kernel: a 1x1 convolution without norm over `side x side` pixels is an
-/// (side², k) x (k, n) matrix product. Median GFLOP/s over `runs` timed submissions.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usize) -> Result<f64> {
+/// (side², k) x (k, n) matrix product. Median GFLOP/s over `runs` timed submissions,
+/// each awaited through a 4-byte readback; `now` is a clock in milliseconds.
+pub async fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usize, now: impl Fn() -> f64) -> Result<f64> {
     let pipelines = Pipelines::new(&gpu.device, &[(1, false, false)]);
     let floats = side * side * k.max(n);
     let activations = (0..ACTIVATION_BUFFERS).map(|_| gpu.storage_zeroed("matmul", floats)).collect::<Result<Vec<_>>>()?;
     let mut b = Builder { gpu, pipelines: &pipelines, activations, dummy: gpu.storage_zeroed("unused", 4)?, dispatches: vec![] };
     let weight: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
     let conv = Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight };
-    b.conv(Map { buffer: 0, h: side, w: side, c: k }, &conv, None, None, &[], "matmul")?;
-    let d = &b.dispatches[0];
+    let out = b.conv(Map { buffer: 0, h: side, w: side, c: k }, &conv, None, None, &[], "matmul")?;
+    let (d, result) = (&b.dispatches[0], &b.activations[out.buffer]);
+    let readback = gpu.readback("matmul readback", 1);
     let mut times = Vec::new();
     for run in 0..=runs {
-        let started = std::time::Instant::now();
+        let started = now();
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -552,12 +553,13 @@ pub fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usize) ->
             pass.set_bind_group(0, &d.bind_group, &[]);
             pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
         }
+        encoder.copy_buffer_to_buffer(result, 0, &readback, 0, 4);
         gpu.queue.submit([encoder.finish()]);
-        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| crate::Error(format!("GPU device lost: {e}")))?;
+        gpu.read(&readback, 1).await?;
         if run > 0 {
-            times.push(started.elapsed().as_secs_f64()); // the first run warms up
+            times.push(now() - started); // the first run warms up
         }
     }
     times.sort_by(f64::total_cmp);
-    Ok(2.0 * (side * side * k * n) as f64 / times[times.len() / 2] / 1e9)
+    Ok(2.0 * (side * side * k * n) as f64 / times[times.len() / 2].max(1e-3) / 1e6)
 }

@@ -20,7 +20,7 @@ before(async () => {
   await page.evaluate(async (url) => {
     const api = await import('./bit50.js');
     window.api = api;
-    window.gpuModel = await api.load(url);
+    window.gpuModel = await api.load(url, { backend: 'webgpu' });
     window.cpuModel = await api.load(url, { backend: 'cpu' });
     window.catBlob = await (await fetch('/photos/cat.png')).blob();
   }, TINY);

@@ -43,7 +43,8 @@ test('the widget loads from another origin and becomes ready', async () => {
     return el?.shadowRoot && /Ready|Cannot/.test(el.shadowRoot.querySelector('.status').textContent);
   }, null, { timeout: 60_000 });
   const status = await page.evaluate(() => document.querySelector('bit50-classifier').shadowRoot.querySelector('.status').textContent);
-  assert.match(status, /Ready \(WebGPU\)/, page.logs.join('\n'));
+  // On SwiftShader (a software adapter) the widget keeps whichever path it measured faster.
+  assert.match(status, /Ready \((WebGPU|CPU)\)/, page.logs.join('\n'));
 });
 
 test('a photo dropped on the widget shows a result and fires the prediction event', async () => {

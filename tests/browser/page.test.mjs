@@ -36,7 +36,10 @@ after(async () => {
 test('the page loads the model and shows its progress and adapter', async () => {
   const info = await waitModel(page);
   assert.ok(info, `model failed to load: ${await messages(page)}\n${page.logs.join('\n')}`);
-  assert.equal(info.backend, 'webgpu');
+  // SwiftShader is a software adapter: the page times both paths at load and keeps the faster,
+  // which here is the WebAssembly CPU path by a wide margin.
+  assert.equal(info.backend, 'cpu', JSON.stringify(info));
+  assert.match(info.fallback_reason, /software WebGPU adapter: measured at load [\d.]+ GFLOP\/s on WebGPU, [\d.]+ on the CPU/);
   assert.equal(info.classes, 10);
   const text = await page.locator('#progress-text').textContent();
   assert.match(text, /Ready: 10 classes, 64×64 input/);
