@@ -112,13 +112,15 @@ async function loadModel(url) {
   badge.hidden = false;
   badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
   badge.className = `badge ${info.backend === 'webgpu' ? 'ok' : 'warn'}`;
-  $('adapter').textContent = info.backend === 'webgpu' ? info.adapter : `the CPU, in WebAssembly (slower): ${info.fallback_reason || ''}`;
+  // On a software WebGPU adapter the CPU path was measured faster and chosen: no warning then.
+  const measured = /measured at load/.test(info.fallback_reason || '');
+  $('adapter').textContent = info.backend === 'webgpu' ? info.adapter : `the CPU, in WebAssembly${measured ? '' : ' (slower)'}: ${info.fallback_reason || ''}`;
   $('weights-source').textContent = info.fromCache
     ? `${fmtBytes(info.bytes)} ${info.dtype}, from this browser's cache (no download)`
     : `${fmtBytes(info.bytes)} ${info.dtype}, downloaded and checked (sha256), now cached`;
   document.body.dataset.model = 'ready';
   document.body.dataset.backend = info.backend;
-  if (info.backend !== 'webgpu') message(`WebGPU is not available here, so the network runs on the CPU in WebAssembly: the same results, more slowly. (${info.fallback_reason})`, 'warn');
+  if (info.backend !== 'webgpu' && !measured) message(`WebGPU is not available here, so the network runs on the CPU in WebAssembly: the same results, more slowly. (${info.fallback_reason})`, 'warn');
   model.addEventListener('devicelost', () => message('The GPU device was lost; reloading the model…', 'warn'));
   model.addEventListener('recovered', (e) => {
     message(`Recovered: the model runs again on ${e.detail.info.backend === 'webgpu' ? e.detail.info.adapter : 'the CPU'}.`, 'note');
