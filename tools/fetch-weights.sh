@@ -60,18 +60,24 @@ forget_downloads() { # a source failed midway: remove what this run fetched from
   downloaded=()
 }
 
-from_hf() {
-  local f
-  for f in config.json preprocessor_config.json model.safetensors; do
+# download BASE FILE...: each FILE from BASE/FILE into $dir, unless already there.
+download() {
+  local base="$1" f
+  shift
+  for f in "$@"; do
     [ -f "$dir/$f" ] && continue
-    echo "downloading $hf/$repo/resolve/main/$f"
-    if ! fetch "$hf/$repo/resolve/main/$f" "$dir/$f"; then
-      unreached+=("$hf/$repo/resolve/main/$f")
+    echo "downloading $base/$f"
+    if ! fetch "$base/$f" "$dir/$f"; then
+      unreached+=("$base/$f")
       rm -f "$dir/$f.part"
       return 1
     fi
     downloaded+=("$dir/$f")
   done
+}
+
+from_hf() {
+  download "$hf/$repo/resolve/main" config.json preprocessor_config.json model.safetensors || return 1
   # The hub lists the sha256 of LFS files; check it when the API answers.
   local api want got
   if api="$(curl --fail --silent --connect-timeout "$connect" --max-time 60 "$hf/api/models/$repo?blobs=true")"; then
@@ -93,17 +99,7 @@ from_hf() {
 }
 
 from_paddle() {
-  local f
-  for f in config.json model_state.pdparams preprocessor_config.json; do
-    [ -f "$dir/$f" ] && continue
-    echo "downloading $paddle/$repo/$f"
-    if ! fetch "$paddle/$repo/$f" "$dir/$f"; then
-      unreached+=("$paddle/$repo/$f")
-      rm -f "$dir/$f.part"
-      return 1
-    fi
-    downloaded+=("$dir/$f")
-  done
+  download "$paddle/$repo" config.json model_state.pdparams preprocessor_config.json
 }
 
 mkdir -p "$dir"
