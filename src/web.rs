@@ -343,6 +343,30 @@ impl Engine {
         })
     }
 
+    /// Resolves a JSON string: GPU time per kind of layer, `[{"layer", "ms"}]`, from
+    /// timestamp queries around every dispatch; `null` on the CPU path or where the
+    /// adapter has no timestamp queries.
+    pub fn profile(&self, width: u32, height: u32, rgba: Vec<u8>, source: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        promise(async move {
+            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
+            let pixels = inner.pixels(width, height, &rgba, &source)?;
+            inner.check_lost()?;
+            let layers = match &mut inner.run {
+                Backend::Gpu(net) => net.profile(&pixels).await?,
+                Backend::Cpu(_) => None,
+            };
+            inner.check_lost()?;
+            #[derive(Serialize)]
+            struct Layer {
+                layer: String,
+                ms: f64,
+            }
+            let layers: Option<Vec<Layer>> = layers.map(|l| l.into_iter().map(|(layer, ms)| Layer { layer, ms }).collect());
+            Ok(JsValue::from_str(&serde_json::to_string(&layers).expect("serializes")))
+        })
+    }
+
     /// Whether the GPU device was lost (the engine must then be rebuilt).
     pub fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap().clone()

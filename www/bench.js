@@ -131,8 +131,15 @@ async function measure(name, open) {
     warm.push(ms);
     log(`${name}: warm run ${i + 1}: ${(ms / 1000).toFixed(2)} s`);
   }
+  // Per-layer GPU time, where the backend can tell (ours on WebGPU with timestamp queries).
+  const layers = backend.profile ? await backend.profile() : null;
+  if (layers) {
+    const total = layers.reduce((s, l) => s + l.ms, 0);
+    log(`${name}: GPU time per layer (timestamp queries, one run: ${(total / 1000).toFixed(2)} s)`);
+    for (const l of layers) log(`${name}:   ${(l.ms / 1000).toFixed(3).padStart(8)} s ${((100 * l.ms) / total).toFixed(1).padStart(5)}%  ${l.layer}`);
+  }
   await backend.close();
-  return { name, info: backend.info, loadMs, firstMs, warm, ...stats(warm), logits: Array.from(logits) };
+  return { name, info: backend.info, loadMs, firstMs, warm, ...stats(warm), layers, logits: Array.from(logits) };
 }
 
 // ---- the contenders -------------------------------------------------------------------------
@@ -149,6 +156,7 @@ function ours(backend, photo) {
         for (const p of top) logits[p.index] = p.logit;
         return logits;
       },
+      profile: () => model.profile(photo),
       close: () => model.dispose(),
     };
   };

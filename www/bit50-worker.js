@@ -69,6 +69,10 @@ const OPS = {
     const [header, data] = await withRecovery(() => engine.explain(px.width, px.height, px.data, index, px.name));
     return [{ ...JSON.parse(header), data, imageWidth: px.width, imageHeight: px.height }, [data.buffer]];
   },
+  async profile({ image }) {
+    const px = await toRGBA(image);
+    return [JSON.parse(await withRecovery(() => engine.profile(px.width, px.height, px.data, px.name)))];
+  },
   async dispose() {
     engine?.free();
     engine = null;

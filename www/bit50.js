@@ -159,6 +159,15 @@ export class Model extends EventTarget {
     return this._c.call('explain', { image, index }, transfer);
   }
 
+  /**
+   * Resolves the GPU time per kind of layer for one run on `input`, [{layer, ms}] (from
+   * WebGPU timestamp queries), or null on the CPU path or without timestamp queries.
+   */
+  async profile(input) {
+    const [image, transfer] = await toMessage(input);
+    return this._c.call('profile', { image }, transfer);
+  }
+
   /** Frees the network and stops the worker. */
   dispose() {
     this._c.close();

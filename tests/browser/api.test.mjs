@@ -190,3 +190,19 @@ test('embed and explain match the native bit50 command on the same photo', async
   assert.deepEqual([r.width, r.height], [native.heatmap.width, native.heatmap.height]);
   assert.ok(maxDiff(r.heatmap, native.heatmap.data) < 1e-4, `heatmap differs from native by ${maxDiff(r.heatmap, native.heatmap.data)}`);
 });
+
+test('profile gives the GPU time per kind of layer, and null on the CPU path', async () => {
+  const r = await page.evaluate(async (url) => {
+    const cpu = await api.load(url, { backend: 'cpu' });
+    const out = { gpu: await gpuModel.profile(catBlob), cpu: await cpu.profile(catBlob) };
+    cpu.dispose();
+    return out;
+  }, TINY);
+  assert.equal(r.cpu, null);
+  assert.ok(Array.isArray(r.gpu), 'SwiftShader has timestamp queries');
+  const layers = r.gpu.map((l) => l.layer);
+  for (const kind of ['conv 7x7', 'conv 1x1', 'conv 3x3', 'conv 1x1 + residual', 'group norm statistics', 'classifier']) {
+    assert.ok(layers.includes(kind), `${kind} in ${layers}`);
+  }
+  assert.ok(r.gpu.every((l) => Number.isFinite(l.ms) && l.ms >= 0), JSON.stringify(r.gpu));
+});
