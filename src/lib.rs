@@ -4,9 +4,11 @@
 //! The pipeline, one module per step:
 //! [`config`] (the published config files) -> [`weights`] (the web weight format and
 //! its converters) -> [`preprocess`] (image to tensor, as the reference processor) ->
-//! [`gpu`] (WGSL kernels) or [`reference`] (the plain CPU oracle) -> [`top_k`].
+//! [`gpu`] (WGSL kernels) or [`cpu`] (blocked matrix products, the fallback) -> [`top_k`];
+//! [`reference`] is the plain CPU oracle both are tested against.
 
 pub mod config;
+pub mod cpu;
 mod error;
 pub mod gpu;
 pub mod model;

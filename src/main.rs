@@ -2,10 +2,11 @@
 //! with the very same WGSL shaders the browser runs.
 
 use bit50::config::{bit50_defaults, parse_json, BitConfig};
+use bit50::cpu::CpuNetwork;
 use bit50::gpu::{Gpu, GpuNetwork};
 use bit50::model::Model;
 use bit50::weights::{self, convert, random, Dtype};
-use bit50::{bail, preprocess, reference, top_k, Context, Result};
+use bit50::{bail, preprocess, top_k, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ const USAGE: &str = "\
 bit50 — the BiT-50 image classifier (google/bit-50) on WebGPU
 
 USAGE:
-  bit50 convert SRC --out DIR [--dtype f32|f16] [--max-shard-mb N]
+  bit50 convert SRC --out DIR [--dtype f32|f16|int8] [--max-shard-mb N]
       SRC: a model folder or a lone weights file, in any published form:
       Hugging Face (model.safetensors, pytorch_model.bin), PaddleNLP
       (model_state.pdparams), timm (safetensors or .bin) or the original BiT
@@ -24,7 +25,8 @@ USAGE:
       Top K classes per image (default 5) and the time taken. --json prints one
       object per line; --logits adds all logits; --embed the pooled features
       (as 'embedding'); --explain the class activation map of the top class
-      (as 'heatmap': index, width, height, data); --cpu runs the reference path;
+      (as 'heatmap': index, width, height, data); --cpu runs the CPU path
+      (the browser's fallback);
       --pixels runs a stored 1x3xHxW float32 tensor, skipping preprocessing.
   bit50 bench --model DIR [--runs N]
       Load time, first and warm latency, GFLOP/s and GPU memory.
@@ -137,26 +139,27 @@ fn cmd_convert(args: &Args) -> Result<bool> {
     weights::write_dir(&out, &manifest, &files)?;
     let bytes: u64 = manifest.shards.iter().map(|s| s.bytes).sum();
     say!(
-        "wrote {} ({} shards, {:.1} MB, {:?}) in {:.1} s",
+        "wrote {} ({} shard{}, {:.1} MB, {}) in {:.1} s",
         out.display(),
         files.len(),
+        if files.len() == 1 { "" } else { "s" },
         bytes as f64 / 1e6,
-        dtype,
+        serde_json::to_value(dtype).expect("serializes").as_str().unwrap_or("?"),
         started.elapsed().as_secs_f64()
     );
     Ok(true)
 }
 
-/// Either the GPU network or the reference, behind one call.
+/// Either the GPU network or the CPU path, behind one call.
 enum Engine {
     Gpu(Box<GpuNetwork>),
-    Cpu,
+    Cpu(CpuNetwork),
 }
 
 impl Engine {
     fn new(model: &Model, cpu: bool) -> Result<Self> {
         if cpu {
-            return Ok(Engine::Cpu);
+            return Ok(Engine::Cpu(CpuNetwork::new(model.network.clone())));
         }
         let gpu = pollster::block_on(Gpu::new())?;
         Ok(Engine::Gpu(Box::new(pollster::block_on(GpuNetwork::new(gpu, &model.network))?)))
@@ -180,10 +183,10 @@ impl Engine {
                 };
                 Ok(Outputs { logits, embedding, heatmap })
             }
-            Engine::Cpu => {
-                let out = reference::forward(&model.network, pixels);
+            Engine::Cpu(net) => {
+                let out = net.forward(pixels);
                 let class = top1(&out.logits);
-                let heatmap = explain.then(|| (class, reference::class_map(&model.network, &out, class)));
+                let heatmap = explain.then(|| (class, net.class_map(&out, class)));
                 Ok(Outputs { embedding: embed.then(|| out.pooled.clone()), heatmap, logits: out.logits })
             }
         }

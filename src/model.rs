@@ -42,6 +42,13 @@ pub enum Role {
     ClassifierBias,
 }
 
+impl Role {
+    /// The convolutions and the classifier weight: 99% of the bytes, what int8 storage quantizes.
+    pub fn is_large_weight(self) -> bool {
+        matches!(self, Role::Conv { .. } | Role::ClassifierWeight)
+    }
+}
+
 /// One parameter of the network, named and shaped as transformers saves it.
 #[derive(Debug, Clone)]
 pub struct Param {

@@ -134,22 +134,6 @@ fn conv2d(x: &Activation, conv: &Conv) -> Activation {
     Activation { h: oh, w: ow, c: cout, data }
 }
 
-/// This path's matrix-multiply throughput: a 1x1 convolution over `side x side` pixels,
-/// (side², k) x (k, n). Median GFLOP/s over `runs`; `now` is a clock in milliseconds.
-pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn() -> f64) -> f64 {
-    let x = Activation { h: side, w: side, c: k, data: vec![0.5; side * side * k] };
-    let conv = Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight: vec![0.01; k * n] };
-    let mut times: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let started = now();
-            std::hint::black_box(conv2d(&x, &conv));
-            now() - started
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    2.0 * (side * side * k * n) as f64 / times[times.len() / 2].max(1e-3) / 1e6
-}
-
 /// GroupNorm (biased variance over each group's channels and all pixels), affine, then ReLU.
 fn group_norm_relu(x: &Activation, gn: &GroupNorm, groups: usize) -> Activation {
     let per_group = x.c / groups;
@@ -173,7 +157,7 @@ fn group_norm_relu(x: &Activation, gn: &GroupNorm, groups: usize) -> Activation 
 }
 
 /// ConstantPad2d(1, value 0): BiT's stand-in for SAME padding before the stem's pool.
-fn zero_pad_1(x: &Activation) -> Activation {
+pub(crate) fn zero_pad_1(x: &Activation) -> Activation {
     let (h, w) = (x.h + 2, x.w + 2);
     let mut data = vec![0.0; h * w * x.c];
     for y in 0..x.h {
@@ -184,7 +168,7 @@ fn zero_pad_1(x: &Activation) -> Activation {
 }
 
 /// MaxPool 3x3, stride 2, no padding, floor mode.
-fn max_pool_3x3_s2(x: &Activation) -> Activation {
+pub(crate) fn max_pool_3x3_s2(x: &Activation) -> Activation {
     let (h, w) = ((x.h - 3) / 2 + 1, (x.w - 3) / 2 + 1);
     let mut data = vec![f32::NEG_INFINITY; h * w * x.c];
     for oy in 0..h {
@@ -202,7 +186,7 @@ fn max_pool_3x3_s2(x: &Activation) -> Activation {
     Activation { h, w, c: x.c, data }
 }
 
-fn global_average_pool(x: &Activation) -> Vec<f32> {
+pub(crate) fn global_average_pool(x: &Activation) -> Vec<f32> {
     let pixels = x.h * x.w;
     (0..x.c)
         .map(|c| ((0..pixels).map(|p| x.data[p * x.c + c] as f64).sum::<f64>() / pixels as f64) as f32)
@@ -210,7 +194,7 @@ fn global_average_pool(x: &Activation) -> Vec<f32> {
 }
 
 /// `logits = pooled @ W + b` with W stored `[in][out]`.
-fn linear(x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
+pub(crate) fn linear(x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
     let out = bias.len();
     let mut y: Vec<f64> = bias.iter().map(|&b| b as f64).collect();
     for (i, &v) in x.iter().enumerate() {

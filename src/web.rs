@@ -3,15 +3,16 @@
 //! JavaScript fetches the manifest and shards (with progress and the Cache Storage),
 //! hands each shard to a [`ModelLoader`], which checks its size and sha256, then
 //! [`build_engine`] turns the loader into an [`Engine`] on WebGPU, or on the CPU
-//! (the reference forward pass) when WebGPU is missing or refuses. Every Engine
+//! (cpu.rs) when WebGPU is missing or refuses. Every Engine
 //! call takes RGBA pixels decoded by the browser; the preprocessing after that is
 //! the crate's own, so results match the native `bit50 classify`.
 
+use crate::cpu::CpuNetwork;
 use crate::gpu::{Gpu, GpuNetwork};
 use crate::model::Network;
 use crate::preprocess;
 use crate::weights::Manifest;
-use crate::{config::PreprocessorConfig, reference, Error, Result};
+use crate::{config::PreprocessorConfig, Error, Result};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -73,10 +74,11 @@ impl ModelLoader {
         serde_json::to_string(&info).expect("serializes")
     }
 
-    /// Checks shard `index` (size and sha256) and keeps it; `source` is its URL.
-    pub fn add_shard(&mut self, index: usize, bytes: Vec<u8>, source: &str) -> std::result::Result<(), JsError> {
+    /// Checks shard `index` (size and sha256) and keeps it; `source` is its URL; `sha256` the
+    /// digest WebCrypto computed, if the page has it (hex).
+    pub fn add_shard(&mut self, index: usize, bytes: Vec<u8>, source: &str, sha256: Option<String>) -> std::result::Result<(), JsError> {
         let shard = self.manifest.shards.get(index).ok_or_else(|| JsError::new(&format!("{}: no shard {index}", self.source)))?;
-        Manifest::verify_shard(shard, &bytes, source).map_err(js_err)?;
+        Manifest::verify_shard(shard, &bytes, sha256, source).map_err(js_err)?;
         self.shards[index] = Some(bytes);
         Ok(())
     }
@@ -101,19 +103,19 @@ pub async fn build_engine(loader: ModelLoader, backend: String) -> std::result::
     let shape = (model.network.image_size, model.network.features(), model.network.classes());
     let run = if backend == "cpu" {
         fallback_reason = Some("the CPU path was requested".to_string());
-        Backend::Cpu(model.network)
+        Backend::Cpu(CpuNetwork::new(model.network))
     } else {
         match open_gpu(&model.network, &lost).await {
             Ok(net) if backend == "measure" => {
                 // About 0.2 s on the CPU and 0.5 s on a software GPU: the same matrix product shape.
                 let now = js_sys::Date::now;
                 let gpu = crate::gpu::matmul_gflops(&net.gpu, 16, 256, 256, 3, now).await.unwrap_or(0.0);
-                let cpu = crate::reference::matmul_gflops(32, 256, 256, 3, now);
+                let cpu = crate::cpu::matmul_gflops(32, 256, 256, 3, now);
                 if cpu > gpu {
                     fallback_reason = Some(format!(
                         "a software WebGPU adapter: measured at load {gpu:.2} GFLOP/s on WebGPU, {cpu:.2} on the CPU, so the CPU path runs"
                     ));
-                    Backend::Cpu(model.network)
+                    Backend::Cpu(CpuNetwork::new(model.network))
                 } else {
                     Backend::Gpu(Box::new(net))
                 }
@@ -121,7 +123,7 @@ pub async fn build_engine(loader: ModelLoader, backend: String) -> std::result::
             Ok(net) => Backend::Gpu(Box::new(net)),
             Err(e) if backend != "webgpu" => {
                 fallback_reason = Some(e.0);
-                Backend::Cpu(model.network)
+                Backend::Cpu(CpuNetwork::new(model.network))
             }
             Err(e) => return Err(js_err(e)),
         }
@@ -148,8 +150,8 @@ async fn open_gpu(net: &Network, lost: &Arc<Mutex<Option<String>>>) -> Result<Gp
 
 enum Backend {
     Gpu(Box<GpuNetwork>),
-    /// The reference forward pass, when WebGPU is missing.
-    Cpu(Network),
+    /// The CPU path (cpu.rs), when WebGPU is missing or slower.
+    Cpu(CpuNetwork),
 }
 
 struct Inner {
@@ -225,7 +227,7 @@ impl Inner {
         self.check_lost()?;
         let out = match &mut self.run {
             Backend::Gpu(net) => net.logits(pixels).await,
-            Backend::Cpu(net) => Ok(reference::forward(net, pixels).logits),
+            Backend::Cpu(net) => Ok(net.forward(pixels).logits),
         };
         self.check_lost()?;
         out
@@ -235,7 +237,7 @@ impl Inner {
         self.check_lost()?;
         let out = match &mut self.run {
             Backend::Gpu(net) => net.embed(pixels).await.map(|(_, pooled)| pooled),
-            Backend::Cpu(net) => Ok(reference::forward(net, pixels).pooled),
+            Backend::Cpu(net) => Ok(net.forward(pixels).pooled),
         };
         self.check_lost()?;
         out
@@ -252,8 +254,8 @@ impl Inner {
         let out = match &mut self.run {
             Backend::Gpu(net) => net.explain(pixels, class).await.map(|(_, map)| map),
             Backend::Cpu(net) => {
-                let f = reference::forward(net, pixels);
-                Ok(reference::class_map(net, &f, class))
+                let f = net.forward(pixels);
+                Ok(net.class_map(&f, class))
             }
         }?;
         self.check_lost()?;

@@ -351,3 +351,45 @@ fn fetch_weights_converts_files_already_placed() {
     let got = reference::forward(&model.network, &input("tiny", "uniform")).logits;
     assert!(max_abs_diff(&got, &expected_logits("tiny", "uniform")) < 1e-2, "f16 weights moved the logits too far");
 }
+
+/// `--dtype int8`: a quarter of f32's bytes, and a shard whose scales are missing or do not
+/// fit is refused by name (logit error: tests/parity.rs).
+#[test]
+fn int8_folders_are_a_quarter_of_f32_and_damaged_scales_are_refused() {
+    let dir = scratch("int8");
+    let size = |d: &Path| std::fs::read_dir(d).unwrap().flatten().map(|e| e.metadata().unwrap().len()).sum::<u64>();
+    for dtype in ["f32", "int8"] {
+        let (ok, err) = convert(&sources().join("timm"), &dir.join(dtype), &["--dtype", dtype]);
+        assert!(ok, "{err}");
+    }
+    let (f32_bytes, int8_bytes) = (size(&dir.join("f32")), size(&dir.join("int8")));
+    println!("tiny model: f32 {f32_bytes} bytes, int8 {int8_bytes} bytes");
+    assert!(int8_bytes * 10 < f32_bytes * 3, "int8 {int8_bytes} bytes vs f32 {f32_bytes}");
+    let model = weights::load_dir(&dir.join("int8")).unwrap();
+    assert_eq!(model.network.stem.weight.len(), 16 * 3 * 7 * 7);
+
+    let shard = dir.join("int8/weights-00000.safetensors");
+    let bytes = std::fs::read(&shard).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let all: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> =
+        st.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    assert!(all.iter().any(|(n, d, _, _)| n == "bit.embedder.convolution.weight" && *d == safetensors::Dtype::I8));
+    let write = |tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)]| {
+        let views: Vec<_> = tensors
+            .iter()
+            .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::tensor::serialize(views, None).unwrap()
+    };
+    let stem_scale = "bit.embedder.convolution.weight.scale";
+    let without: Vec<_> = all.iter().filter(|(n, ..)| n != stem_scale).cloned().collect();
+    let read = |bytes: Vec<u8>| weights::read_safetensors(&bytes, "w.safetensors", &mut Default::default()).unwrap_err().to_string();
+    let err = read(write(&without));
+    assert!(err.contains("w.safetensors: int8 tensor bit.embedder.convolution.weight has no F32 bit.embedder.convolution.weight.scale"), "{err}");
+    let short: Vec<_> = all
+        .iter()
+        .map(|(n, d, s, b)| if n == stem_scale { (n.clone(), *d, vec![2], b[..8].to_vec()) } else { (n.clone(), *d, s.clone(), b.clone()) })
+        .collect();
+    let err = read(write(&short));
+    assert!(err.contains("has 2 values for 16 output channels"), "{err}");
+}

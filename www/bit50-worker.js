@@ -161,6 +161,14 @@ async function readBody(res, expected, url, onChunk) {
   return n === buf.length ? buf : buf.slice(0, n);
 }
 
+// A shard's sha256 by WebCrypto (native code; hashing 50 MB in WebAssembly takes 1.5 s),
+// or undefined where the page is not a secure context, and the wasm side hashes it itself.
+async function sha256(bytes) {
+  if (!globalThis.crypto?.subtle) return undefined;
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 async function loadModel(url, backend, onProgress) {
   await wasmReady;
   const manifestUrl = new URL(/\.json($|\?)/.test(url) ? url : url.replace(/\/?$/, '/manifest.json'), self.location.href).href;
@@ -186,7 +194,7 @@ async function loadModel(url, backend, onProgress) {
     if (hit) {
       bytes = new Uint8Array(await hit.arrayBuffer());
       try {
-        loader.add_shard(i, bytes, `${shardUrl} (cached)`);
+        loader.add_shard(i, bytes, `${shardUrl} (cached)`, await sha256(bytes));
         done += shard.bytes;
         cachedBytes += shard.bytes;
         report(shard.file, true);
@@ -203,7 +211,7 @@ async function loadModel(url, backend, onProgress) {
     });
     done = before + shard.bytes;
     try {
-      loader.add_shard(i, bytes, shardUrl);
+      loader.add_shard(i, bytes, shardUrl, await sha256(bytes));
     } catch (err) {
       throw new CodedError('checksum', `${err.message} (the file is damaged or does not belong to this manifest)`);
     }

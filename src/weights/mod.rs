@@ -1,11 +1,14 @@
 //! The web weight format: a folder holding `manifest.json` and safetensors shards.
 //!
 //! ```text
-//! manifest.json            {"format": "bit50-web", "version": 1, "name", "dtype": "f32"|"f16",
+//! manifest.json            {"format": "bit50-web", "version": 1, "name", "dtype": "f32"|"f16"|"int8",
 //!                           "config": <config.json>, "preprocessor": <preprocessor_config.json>,
 //!                           "labels": [...], "shards": [{"file", "bytes", "sha256"}]}
 //! weights-00000.safetensors  tensors in kernel layout (see `model`), each shard <= 32 MiB
 //! ```
+//! With `int8`, each convolution and the classifier weight is stored as I8 with one F32 scale
+//! per output channel (`NAME.scale`, `[cout]`, in the same shard): `w = q * scale`,
+//! symmetric, `scale = max|w| / 127` over that channel. Norms and biases stay F32.
 //! Nothing read from a manifest or shard is trusted: sizes and hashes are checked
 //! before a byte is parsed, and every tensor name and shape is checked against the config.
 
@@ -38,6 +41,8 @@ const MAX_SHARD_BYTES: u64 = 1 << 30;
 pub enum Dtype {
     F32,
     F16,
+    /// Per-output-channel symmetric int8 for the large weights (see the module docs).
+    Int8,
 }
 
 impl std::str::FromStr for Dtype {
@@ -46,7 +51,8 @@ impl std::str::FromStr for Dtype {
         match s {
             "f32" => Ok(Dtype::F32),
             "f16" => Ok(Dtype::F16),
-            _ => bail!("--dtype {s:?}: expected f32 or f16"),
+            "int8" => Ok(Dtype::Int8),
+            _ => bail!("--dtype {s:?}: expected f32, f16 or int8"),
         }
     }
 }
@@ -111,12 +117,14 @@ impl Manifest {
         PreprocessorConfig::from_json(&self.preprocessor, &format!("{source} (preprocessor)"))
     }
 
-    /// Checks a downloaded or read shard against its manifest entry.
-    pub fn verify_shard(shard: &Shard, bytes: &[u8], source: &str) -> Result<()> {
+    /// Checks a downloaded or read shard against its manifest entry. `sha256`: the digest
+    /// when the platform has already computed it (the browser's WebCrypto, 10x faster than
+    /// hashing in WebAssembly), else it is computed here.
+    pub fn verify_shard(shard: &Shard, bytes: &[u8], sha256: Option<String>, source: &str) -> Result<()> {
         if bytes.len() as u64 != shard.bytes {
             bail!("{source}: {} bytes, manifest says {}", bytes.len(), shard.bytes);
         }
-        let hash = sha256_hex(bytes);
+        let hash = sha256.unwrap_or_else(|| sha256_hex(bytes));
         if !hash.eq_ignore_ascii_case(&shard.sha256) {
             bail!("{source}: sha256 {hash} does not match the manifest's {}", shard.sha256);
         }
@@ -143,20 +151,38 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads every tensor of a safetensors file as f32 (from F32, F16 or BF16).
+/// Reads every tensor of a safetensors file as f32 (from F32, F16, BF16, or I8 with its
+/// per-output-channel `NAME.scale` from the same file).
 pub fn read_safetensors(bytes: &[u8], source: &str, into: &mut TensorMap) -> Result<()> {
     let st = SafeTensors::deserialize(bytes).context(|| format!("{source}: not a valid safetensors file"))?;
+    let mut scales_used = Vec::new();
     for (name, view) in st.tensors() {
         let raw = view.data();
         let data: Vec<f32> = match view.dtype() {
             StDtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             StDtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
             StDtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => bail!("{source}: tensor {name} has dtype {other:?}; expected F32, F16 or BF16"),
+            StDtype::I8 => {
+                let scale_name = format!("{name}.scale");
+                let scale = st.tensor(&scale_name).ok().filter(|t| t.dtype() == StDtype::F32);
+                let scale = scale.context(|| format!("{source}: int8 tensor {name} has no F32 {scale_name} beside it"))?;
+                let scale: Vec<f32> = scale.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                let channels = view.shape().last().copied().unwrap_or(0);
+                if channels == 0 || scale.len() != channels {
+                    bail!("{source}: {scale_name} has {} values for {channels} output channels of {name}", scale.len());
+                }
+                scales_used.push(scale_name);
+                raw.iter().zip(scale.iter().cycle()).map(|(&q, &s)| q as i8 as f32 * s).collect()
+            }
+            other => bail!("{source}: tensor {name} has dtype {other:?}; expected F32, F16, BF16 or I8"),
         };
         if into.insert(name.clone(), Tensor::new(view.shape().to_vec(), data)).is_some() {
             bail!("{source}: tensor {name} appears twice");
         }
+    }
+    // A scale is part of its int8 tensor, not a parameter of its own.
+    for name in scales_used {
+        into.remove(&name);
     }
     Ok(())
 }
@@ -176,7 +202,7 @@ pub fn load_dir(dir: &Path) -> Result<Model> {
             bail!("{name}: {len} bytes, manifest says {}", shard.bytes);
         }
         let data = std::fs::read(&path).context(|| format!("{name}: cannot read"))?;
-        Manifest::verify_shard(shard, &data, &name)?;
+        Manifest::verify_shard(shard, &data, None, &name)?;
         shards.push(data);
     }
     manifest.into_model(&shards, &source)
@@ -198,15 +224,21 @@ pub type ShardFiles = Vec<(String, Vec<u8>)>;
 /// Serializes `model` into shard files and the manifest that lists them.
 pub fn to_shards(model: &WebModel, dtype: Dtype, max_shard_bytes: usize) -> Result<(Manifest, ShardFiles)> {
     let config = BitConfig::from_json(model.config, model.name)?;
-    let elem = if dtype == Dtype::F32 { 4 } else { 2 };
+    let elem = |large: bool| match dtype {
+        Dtype::F32 => 4,
+        Dtype::F16 => 2,
+        Dtype::Int8 if large => 1,
+        Dtype::Int8 => 4,
+    };
     // Header overhead is well under 64 KiB for any shard.
     let budget = max_shard_bytes.saturating_sub(64 << 10).max(1);
     let params = parameters(&config);
+    let quantized: Vec<&str> = params.iter().filter(|p| p.role.is_large_weight()).map(|p| p.name.as_str()).collect();
     let mut groups: Vec<Vec<&str>> = vec![vec![]];
     let mut used = 0;
     for p in &params {
         let t = model.tensors.get(&p.name).context(|| format!("{}: missing tensor {}", model.name, p.name))?;
-        let size = t.data.len() * elem;
+        let size = t.data.len() * elem(p.role.is_large_weight());
         if used + size > budget && !groups.last().unwrap().is_empty() {
             groups.push(vec![]);
             used = 0;
@@ -217,22 +249,28 @@ pub fn to_shards(model: &WebModel, dtype: Dtype, max_shard_bytes: usize) -> Resu
     let mut files = Vec::new();
     let mut shards = Vec::new();
     for (i, names) in groups.iter().enumerate() {
-        let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = names
-            .iter()
-            .map(|n| {
-                let t = &model.tensors[*n];
-                let bytes = match dtype {
-                    Dtype::F32 => bytemuck::cast_slice(&t.data).to_vec(),
-                    Dtype::F16 => t.data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
-                };
-                (n.to_string(), t.shape.clone(), bytes)
-            })
-            .collect();
-        let st_dtype = if dtype == Dtype::F32 { StDtype::F32 } else { StDtype::F16 };
+        let f32_bytes = |data: &[f32]| bytemuck::cast_slice::<f32, u8>(data).to_vec();
+        let mut encoded: Vec<(String, StDtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        for n in names {
+            let t = &model.tensors[*n];
+            match dtype {
+                Dtype::F32 => encoded.push((n.to_string(), StDtype::F32, t.shape.clone(), f32_bytes(&t.data))),
+                Dtype::F16 => {
+                    let bytes = t.data.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+                    encoded.push((n.to_string(), StDtype::F16, t.shape.clone(), bytes));
+                }
+                Dtype::Int8 if quantized.contains(n) => {
+                    let (q, scale) = quantize_per_channel(&t.data, *t.shape.last().unwrap_or(&1));
+                    encoded.push((n.to_string(), StDtype::I8, t.shape.clone(), q));
+                    encoded.push((format!("{n}.scale"), StDtype::F32, vec![scale.len()], f32_bytes(&scale)));
+                }
+                Dtype::Int8 => encoded.push((n.to_string(), StDtype::F32, t.shape.clone(), f32_bytes(&t.data))),
+            }
+        }
         let views = encoded
             .iter()
-            .map(|(n, shape, bytes)| {
-                safetensors::tensor::TensorView::new(st_dtype, shape.clone(), bytes).map(|v| (n.clone(), v))
+            .map(|(n, st_dtype, shape, bytes)| {
+                safetensors::tensor::TensorView::new(*st_dtype, shape.clone(), bytes).map(|v| (n.clone(), v))
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .context(|| format!("{}: cannot encode shard {i}", model.name))?;
@@ -253,6 +291,25 @@ pub fn to_shards(model: &WebModel, dtype: Dtype, max_shard_bytes: usize) -> Resu
         untrained: model.config.get(RANDOM_SEED_KEY).is_some(),
     };
     Ok((manifest, files))
+}
+
+/// Symmetric int8 per output channel (the last axis, innermost in the kernel layout):
+/// the bytes of `round(w / scale)` and the scales, `scale = max|w| / 127` (0 for an all-zero
+/// channel). (Choosing each scale for the least squared error instead was measured: no better.)
+fn quantize_per_channel(data: &[f32], channels: usize) -> (Vec<u8>, Vec<f32>) {
+    let mut max = vec![0.0f32; channels];
+    for row in data.chunks_exact(channels) {
+        for (m, &w) in max.iter_mut().zip(row) {
+            *m = m.max(w.abs());
+        }
+    }
+    let scale: Vec<f32> = max.iter().map(|m| m / 127.0).collect();
+    let q = data
+        .iter()
+        .zip(scale.iter().cycle())
+        .map(|(&w, &s)| if s > 0.0 { (w / s).round().clamp(-127.0, 127.0) as i8 as u8 } else { 0 })
+        .collect();
+    (q, scale)
 }
 
 /// Writes a web weight folder atomically: everything goes to a temporary sibling

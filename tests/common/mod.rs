@@ -76,7 +76,7 @@ pub fn load(model: &str, dtype: Dtype) -> Model {
     let (manifest, files) = convert::convert(source, dtype, 32 << 20).unwrap();
     let shards: Vec<Vec<u8>> = files.into_iter().map(|(_, b)| b).collect();
     for (s, b) in manifest.shards.iter().zip(&shards) {
-        Manifest::verify_shard(s, b, &s.file).unwrap();
+        Manifest::verify_shard(s, b, None, &s.file).unwrap();
     }
     manifest.into_model(&shards, model).unwrap()
 }

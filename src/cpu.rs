@@ -1,0 +1,226 @@
+//! The fast CPU path: the browser's fallback when WebGPU is missing or slower (a software
+//! adapter), and `bit50 classify --cpu`. Same network and same NHWC maps as reference.rs,
+//! which it is tested against; the difference is how a convolution runs: as a blocked
+//! matrix product, 4 output pixels x 8 output channels per step, so the 32 partial sums
+//! stay in registers (WebAssembly SIMD: 8 vectors) while the weights stream by once.
+
+use crate::model::{Conv, GroupNorm, Network};
+use crate::reference::{self, Activation, Forward, GN_EPS};
+
+/// Output pixels per micro-kernel step.
+const PIXELS: usize = 4;
+/// Output channels per micro-kernel step; every convolution's `cout` is a multiple (config.rs).
+const CHANNELS: usize = 8;
+
+/// A network whose convolution weights are packed for this path (so it is not a
+/// `Network` any more: reference.rs could not read it).
+pub struct CpuNetwork {
+    net: Network,
+}
+
+impl CpuNetwork {
+    /// Repacks every convolution in place, one at a time (no second copy of the weights).
+    pub fn new(mut net: Network) -> Self {
+        pack(&mut net.stem);
+        for block in net.stages.iter_mut().flatten() {
+            for conv in [&mut block.conv1, &mut block.conv2, &mut block.conv3].into_iter().chain(block.downsample.as_mut()) {
+                pack(conv);
+            }
+        }
+        CpuNetwork { net }
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.net.image_size
+    }
+
+    /// The forward pass of reference.rs, with the same intermediate maps.
+    pub fn forward(&self, pixels: &[f32]) -> Forward {
+        let net = &self.net;
+        let size = net.image_size;
+        let x = Activation::from_chw(pixels, 3, size, size);
+        let stem = reference::max_pool_3x3_s2(&reference::zero_pad_1(&conv2d(&x, &net.stem, None)));
+        let mut x = stem.clone();
+        let mut stages = Vec::new();
+        for stage in &net.stages {
+            for b in stage {
+                let pre = group_norm_relu(&x, &b.norm1, net.groups);
+                let projected = b.downsample.as_ref().map(|proj| conv2d(&pre, proj, None));
+                let h = conv2d(&pre, &b.conv1, None);
+                let h = conv2d(&group_norm_relu(&h, &b.norm2, net.groups), &b.conv2, None);
+                x = conv2d(&group_norm_relu(&h, &b.norm3, net.groups), &b.conv3, Some(projected.as_ref().unwrap_or(&x)));
+            }
+            stages.push(x.clone());
+        }
+        let norm = group_norm_relu(&x, &net.norm, net.groups);
+        let pooled = reference::global_average_pool(&norm);
+        let logits = reference::linear(&pooled, &net.classifier_weight, &net.classifier_bias);
+        Forward { stem, stages, norm, pooled, logits }
+    }
+
+    /// The class activation map of `class` (see `reference::class_map`).
+    pub fn class_map(&self, forward: &Forward, class: usize) -> Vec<f32> {
+        reference::class_map(&self.net, forward, class)
+    }
+}
+
+/// `[kh][kw][cin][cout]` to panels of 8 output channels, `[cout/8][kh*kw*cin][8]`:
+/// the micro-kernel then reads its weights front to back.
+fn pack(conv: &mut Conv) {
+    let (depth, cout) = (conv.k * conv.k * conv.cin, conv.cout);
+    assert_eq!(cout % CHANNELS, 0, "output channels must be a multiple of {CHANNELS}");
+    let mut panels = Vec::with_capacity(depth * cout);
+    for first in (0..cout).step_by(CHANNELS) {
+        for row in conv.weight.chunks_exact(cout) {
+            panels.extend_from_slice(&row[first..first + CHANNELS]);
+        }
+    }
+    conv.weight = panels;
+}
+
+/// Convolution with packed weights, zero padding, plus `residual` (same shape as the output).
+/// Each step copies 4 output pixels' receptive fields into one `[4][kh*kw*cin]` patch (zeros
+/// where the window leaves the image), then multiplies it by every weight panel.
+fn conv2d(x: &Activation, conv: &Conv, residual: Option<&Activation>) -> Activation {
+    assert_eq!(x.c, conv.cin);
+    let (oh, ow) = (conv.out_size(x.h), conv.out_size(x.w));
+    let (cin, cout, depth) = (conv.cin, conv.cout, conv.k * conv.k * conv.cin);
+    let mut out = Activation { h: oh, w: ow, c: cout, data: vec![0.0; oh * ow * cout] };
+    if let Some(r) = residual {
+        assert_eq!((r.h, r.w, r.c), (oh, ow, cout));
+    }
+    let pixels = oh * ow;
+    parallel_pixel_blocks(&mut out.data, cout, |first_pixel, out_block| {
+        let mut patch = vec![0.0f32; PIXELS * depth];
+        for (step, out_step) in out_block.chunks_mut(PIXELS * cout).enumerate() {
+            let p0 = first_pixel + step * PIXELS;
+            let count = out_step.len() / cout;
+            for (i, field) in patch.chunks_exact_mut(depth).enumerate() {
+                // Past the last pixel, repeat it: computed, never stored.
+                let p = (p0 + i).min(pixels - 1);
+                let (oy, ox) = (p / ow, p % ow);
+                for (tap, dst) in field.chunks_exact_mut(cin).enumerate() {
+                    let iy = (oy * conv.stride + tap / conv.k) as isize - conv.pad as isize;
+                    let ix = (ox * conv.stride + tap % conv.k) as isize - conv.pad as isize;
+                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                        dst.fill(0.0);
+                    } else {
+                        dst.copy_from_slice(&x.data[(iy as usize * x.w + ix as usize) * cin..][..cin]);
+                    }
+                }
+            }
+            for (panel_index, panel) in conv.weight.chunks_exact(depth * CHANNELS).enumerate() {
+                let acc = micro_kernel(&patch, depth, panel);
+                let first = panel_index * CHANNELS;
+                for (i, sums) in acc.iter().enumerate().take(count) {
+                    let dst = &mut out_step[i * cout + first..][..CHANNELS];
+                    dst.copy_from_slice(sums);
+                    if let Some(r) = residual {
+                        for (d, r) in dst.iter_mut().zip(&r.data[(p0 + i) * cout + first..][..CHANNELS]) {
+                            *d += r;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `acc[i][j] = sum over d of patch[i][d] * panel[d][j]`. Written so that the compiler keeps
+/// `acc` in 8 SIMD registers: fixed sizes, bounds proven by slicing before the loop.
+#[inline(always)]
+fn micro_kernel(patch: &[f32], depth: usize, panel: &[f32]) -> [[f32; CHANNELS]; PIXELS] {
+    let (a0, a1, a2, a3) = (&patch[..depth], &patch[depth..2 * depth], &patch[2 * depth..3 * depth], &patch[3 * depth..4 * depth]);
+    let mut acc = [[0.0f32; CHANNELS]; PIXELS];
+    for (d, w) in panel[..depth * CHANNELS].chunks_exact(CHANNELS).enumerate() {
+        let x = [a0[d], a1[d], a2[d], a3[d]];
+        for i in 0..PIXELS {
+            for j in 0..CHANNELS {
+                acc[i][j] += x[i] * w[j];
+            }
+        }
+    }
+    acc
+}
+
+/// GroupNorm (biased variance, two passes as in reference.rs), affine, then ReLU.
+fn group_norm_relu(x: &Activation, gn: &GroupNorm, groups: usize) -> Activation {
+    let (c, per_group) = (x.c, x.c / groups);
+    let n = (x.data.len() / c * per_group) as f64;
+    let per_channel = |group_values: &[f64]| -> Vec<f32> { (0..c).map(|ch| group_values[ch / per_group] as f32).collect() };
+    let group_sums = |sums: Vec<f64>| -> Vec<f64> { sums.chunks_exact(per_group).map(|g| g.iter().sum()).collect() };
+    let mean: Vec<f64> = group_sums(channel_sums::<false>(&x.data, &vec![0.0; c])).iter().map(|s| s / n).collect();
+    let var: Vec<f64> = group_sums(channel_sums::<true>(&x.data, &per_channel(&mean))).iter().map(|s| s / n).collect();
+    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
+        .map(|ch| {
+            let g = ch / per_group;
+            let s = gn.weight[ch] as f64 / (var[g] + GN_EPS).sqrt();
+            (s as f32, (gn.bias[ch] as f64 - mean[g] * s) as f32)
+        })
+        .unzip();
+    let mut data = Vec::with_capacity(x.data.len());
+    for pixel in x.data.chunks_exact(c) {
+        // Not f32::max: in WebAssembly that is a call to fmaxf per value; this compare vectorizes.
+        data.extend(pixel.iter().zip(&scale).zip(&shift).map(|((v, s), t)| {
+            let y = v * s + t;
+            if y > 0.0 { y } else { 0.0 }
+        }));
+    }
+    Activation { data, ..*x }
+}
+
+/// Per channel, the sum over pixels of `v - center` (or its square): in f32 over 32 pixels
+/// at a time, which vectorizes, and in f64 across those partial sums.
+fn channel_sums<const SQUARE: bool>(data: &[f32], center: &[f32]) -> Vec<f64> {
+    let c = center.len();
+    let (mut total, mut partial) = (vec![0.0f64; c], vec![0.0f32; c]);
+    for rows in data.chunks(32 * c) {
+        partial.fill(0.0);
+        for pixel in rows.chunks_exact(c) {
+            for ((s, &v), &m) in partial.iter_mut().zip(pixel).zip(center) {
+                *s += if SQUARE { (v - m) * (v - m) } else { v - m };
+            }
+        }
+        total.iter_mut().zip(&partial).for_each(|(t, &s)| *t += s as f64);
+    }
+    total
+}
+
+/// This path's matrix-multiply throughput: a 1x1 convolution over `side x side` pixels,
+/// (side², k) x (k, n). Median GFLOP/s over `runs`; `now` is a clock in milliseconds.
+pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn() -> f64) -> f64 {
+    let x = Activation { h: side, w: side, c: k, data: vec![0.5; side * side * k] };
+    let mut conv = Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight: vec![0.01; k * n] };
+    pack(&mut conv);
+    let mut times: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let started = now();
+            std::hint::black_box(conv2d(&x, &conv, None));
+            now() - started
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    2.0 * (side * side * k * n) as f64 / times[times.len() / 2].max(1e-3) / 1e6
+}
+
+/// Calls `f(first_pixel, block)` on contiguous blocks of whole pixels (`channels` values each),
+/// a multiple of 4 pixels long, one block per core where threads exist.
+fn parallel_pixel_blocks(data: &mut [f32], channels: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let threads = if cfg!(target_arch = "wasm32") {
+        1
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    };
+    let pixels = data.len() / channels;
+    let per_thread = pixels.div_ceil(threads).div_ceil(PIXELS) * PIXELS;
+    if threads <= 1 || per_thread >= pixels {
+        return f(0, data);
+    }
+    std::thread::scope(|s| {
+        for (t, block) in data.chunks_mut(per_thread * channels).enumerate() {
+            let f = &f;
+            s.spawn(move || f(t * per_thread, block));
+        }
+    });
+}
