@@ -3,7 +3,7 @@
 
 use bit50::config::{bit50_defaults, parse_json, BitConfig};
 use bit50::cpu::CpuNetwork;
-use bit50::gpu::{Gpu, GpuNetwork};
+use bit50::gpu::{fastest_kernels, Gpu, GpuNetwork};
 use bit50::model::Model;
 use bit50::weights::{self, convert, random, Dtype};
 use bit50::{bail, preprocess, top_k, Context, Result};
@@ -162,7 +162,7 @@ impl Engine {
             return Ok(Engine::Cpu(CpuNetwork::new(model.network.clone())));
         }
         let gpu = pollster::block_on(Gpu::new())?;
-        Ok(Engine::Gpu(Box::new(pollster::block_on(GpuNetwork::new(gpu, &model.network))?)))
+        Ok(Engine::Gpu(Box::new(open_network(gpu, model)?)))
     }
 
     /// The logits, and with `embed` the pooled features, with `explain` the class
@@ -295,7 +295,7 @@ fn cmd_bench(args: &Args) -> Result<bool> {
     let read = started.elapsed();
     let gpu = pollster::block_on(Gpu::new())?;
     let adapter = gpu.describe();
-    let mut net = pollster::block_on(GpuNetwork::new(gpu, &model.network))?;
+    let mut net = open_network(gpu, &model)?;
     let load = started.elapsed();
     let pixels = random::input(7, model.network.image_size);
     let first_started = Instant::now();
@@ -311,7 +311,7 @@ fn cmd_bench(args: &Args) -> Result<bool> {
     let median = times[times.len() / 2];
     let size = model.network.image_size;
     say!("model      {} ({size}x{size}, {} classes)", model.name, model.labels.len());
-    say!("adapter    {adapter}");
+    say!("adapter    {adapter}, {:?} convolution kernels", net.kernels());
     say!("load       {:.0} ms (weights read and checked {:.0} ms)", load.as_secs_f64() * 1e3, read.as_secs_f64() * 1e3);
     say!("first      {first:.1} ms");
     say!("warm       {median:.1} ms median of {runs} (min {:.1}, max {:.1})", times[0], times[times.len() - 1]);
@@ -327,9 +327,17 @@ fn cmd_bench(args: &Args) -> Result<bool> {
     }
     // The same adapter's reachable peak: the convolution kernel as a plain 1024^3 matrix multiply.
     let clock = Instant::now();
-    let peak = pollster::block_on(bit50::gpu::matmul_gflops(&net.gpu, 32, 1024, 1024, 5, || clock.elapsed().as_secs_f64() * 1e3))?;
+    let shape = (32, 1024, 1024);
+    let peak = pollster::block_on(bit50::gpu::matmul_gflops(&net.gpu, net.kernels(), shape, 1, 5, || clock.elapsed().as_secs_f64() * 1e3))?;
     say!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
     Ok(true)
+}
+
+/// The network on `gpu`, with the convolution kernel that is faster there.
+fn open_network(gpu: Gpu, model: &Model) -> Result<GpuNetwork> {
+    let clock = Instant::now();
+    let kernels = pollster::block_on(fastest_kernels(&gpu, || clock.elapsed().as_secs_f64() * 1e3))?;
+    pollster::block_on(GpuNetwork::new(gpu, &model.network, kernels))
 }
 
 fn cmd_random_model(args: &Args) -> Result<bool> {

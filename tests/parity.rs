@@ -6,7 +6,7 @@
 mod common;
 
 use bit50::cpu::CpuNetwork;
-use bit50::gpu::{Gpu, GpuNetwork};
+use bit50::gpu::{ConvKernels, Gpu, GpuNetwork};
 use bit50::model::Model;
 use bit50::reference::{self, Forward};
 use bit50::weights::{sha256_hex, Dtype};
@@ -23,8 +23,12 @@ fn model(name: &str) -> &'static Model {
 }
 
 fn gpu_network(model: &Model) -> GpuNetwork {
+    gpu_network_with(model, ConvKernels::Registers)
+}
+
+fn gpu_network_with(model: &Model, kernels: ConvKernels) -> GpuNetwork {
     let gpu = pollster::block_on(Gpu::new()).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)");
-    pollster::block_on(GpuNetwork::new(gpu, &model.network)).unwrap()
+    pollster::block_on(GpuNetwork::new(gpu, &model.network, kernels)).unwrap()
 }
 
 fn check_generator(name: &str) {
@@ -108,10 +112,10 @@ fn cpu_path_matches_transformers_full() {
     check_cpu_path("full");
 }
 
-fn check_gpu(name: &str) {
+fn check_gpu(name: &str, kernels: ConvKernels, inputs: &[&str]) {
     let m = model(name);
-    let mut net = gpu_network(m);
-    for input in inputs() {
+    let mut net = gpu_network_with(m, kernels);
+    for &input in inputs {
         let taps = pollster::block_on(net.taps(&input_of(name, input))).unwrap();
         let stats = &expected(name)["inputs"][input]["stats"];
         compare_map(&format!("gpu {name} {input} stem"), &taps.stem, &stats["stem"]).unwrap();
@@ -119,7 +123,7 @@ fn check_gpu(name: &str) {
             compare_map(&format!("gpu {name} {input} stage{}", i + 1), stage, &stats[format!("stage{}", i + 1).as_str()]).unwrap();
         }
         compare_map(&format!("gpu {name} {input} pooled"), &taps.pooled, &stats["pooled"]).unwrap();
-        check_logits("gpu", &taps.logits, name, input);
+        check_logits(&format!("gpu {kernels:?}"), &taps.logits, name, input);
         // The plain path (no taps) gives the very same logits.
         assert_eq!(pollster::block_on(net.logits(&input_of(name, input))).unwrap(), taps.logits);
     }
@@ -127,12 +131,23 @@ fn check_gpu(name: &str) {
 
 #[test]
 fn gpu_kernels_match_transformers_tiny() {
-    check_gpu("tiny");
+    check_gpu("tiny", ConvKernels::Registers, &inputs());
 }
 
 #[test]
 fn gpu_kernels_match_transformers_full() {
-    check_gpu("full");
+    check_gpu("full", ConvKernels::Registers, &inputs());
+}
+
+/// The workgroup-memory kernels that GPUs get (lavapipe runs them too, slowly: barriers).
+#[test]
+fn tiled_gpu_kernels_match_transformers_tiny() {
+    check_gpu("tiny", ConvKernels::Tiled, &inputs());
+}
+
+#[test]
+fn tiled_gpu_kernels_match_transformers_full() {
+    check_gpu("full", ConvKernels::Tiled, &["cat.png"]);
 }
 
 /// f16 storage halves the download; its error is measured here and must keep the top-5.

@@ -224,18 +224,27 @@ async function loadModel(url, backend, onProgress) {
   }
   let choice = backend || 'auto';
   let reason = null;
+  let software = false; // a fallback adapter: WebGPU keeps the kernels without barriers
+  let compatibility = false;
   if (choice !== 'cpu' && !self.navigator.gpu) {
     if (choice === 'webgpu') throw new CodedError('no-webgpu', 'this browser has no WebGPU (navigator.gpu is missing)');
     choice = 'cpu';
     reason = 'this browser has no WebGPU (navigator.gpu is missing)';
-  } else if (choice === 'auto') {
-    const adapter = await self.navigator.gpu.requestAdapter().catch(() => null);
-    const fallback = adapter ? null : await self.navigator.gpu.requestAdapter({ forceFallbackAdapter: true }).catch(() => null);
-    if (!adapter && !fallback) {
+  } else if (choice !== 'cpu') {
+    const gpu = self.navigator.gpu;
+    let adapter = await gpu.requestAdapter().catch(() => null);
+    if (compatibilityInstalled || !adapter || isFallback(adapter)) {
+      const compat = await preferCompatibility(gpu);
+      if (compat) [adapter, compatibility] = [compat, true];
+    }
+    const fallback = adapter ? null : await gpu.requestAdapter({ forceFallbackAdapter: true }).catch(() => null);
+    software = !adapter || isFallback(adapter);
+    if (choice === 'auto' && !adapter && !fallback) {
       choice = 'cpu';
       reason = 'WebGPU is not available: the browser offered no adapter (it may be disabled or blocklisted)';
-    } else if (!adapter || adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter) {
-      // A software adapter (SwiftShader): the WebAssembly path is often faster; time both.
+    } else if (choice === 'auto' && (software || compatibility)) {
+      // A software adapter (SwiftShader), or a compatibility-mode one (possibly an emulator too):
+      // the WebAssembly path may be faster; time both.
       choice = 'measure';
     }
   }
@@ -244,14 +253,32 @@ async function loadModel(url, backend, onProgress) {
   } catch {}
   engine = null;
   try {
-    engine = await build_engine(loader, choice);
+    engine = await build_engine(loader, choice, software);
   } catch (err) {
     throw new CodedError(choice === 'webgpu' ? 'no-webgpu' : 'bad-model', err.message);
   }
   const info = JSON.parse(engine.info());
   if (reason) info.fallback_reason = reason;
+  if (info.backend === 'webgpu') info.featureLevel = compatibility ? 'compatibility' : 'core';
   if (info.backend === 'webgpu') info.adapter = await describeAdapter(info.adapter);
   return { ...info, url: manifestUrl, dtype: meta.dtype, untrained: meta.untrained, bytes: total, fromCache: cachedBytes === total, cachedBytes };
+}
+
+const isFallback = (adapter) => Boolean(adapter?.info?.isFallbackAdapter || adapter?.isFallbackAdapter);
+
+// WebGPU compatibility mode (on OpenGL ES or Direct3D 11) reaches GPUs that core WebGPU does
+// not. Where the core adapter is missing or a software fallback and a compatibility adapter is
+// not, every later request in this worker (wgpu's included) asks for compatibility mode.
+let compatibilityInstalled = false;
+async function preferCompatibility(gpu) {
+  const compat = await gpu.requestAdapter({ featureLevel: 'compatibility' }).catch(() => null);
+  if (!compat || isFallback(compat)) return null;
+  if (!compatibilityInstalled) {
+    const request = gpu.requestAdapter.bind(gpu);
+    gpu.requestAdapter = (options = {}) => request({ ...options, featureLevel: 'compatibility' });
+    compatibilityInstalled = true;
+  }
+  return compat;
 }
 
 /** "google swiftshader (fallback adapter)": wgpu's adapter name is empty on the web. */

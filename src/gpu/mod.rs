@@ -4,7 +4,7 @@
 
 mod network;
 
-pub use network::matmul_gflops;
+pub use network::{fastest_kernels, matmul_gflops, ConvKernels};
 pub use network::{GpuNetwork, Taps};
 
 use crate::{Context, Error, Result};

@@ -21,8 +21,21 @@ type ConvVariant = (usize, bool, bool);
 /// convolutions on normalized input, the last 1x1 adding the residual.
 const BIT_CONVS: [ConvVariant; 4] = [(7, false, false), (1, true, false), (3, true, false), (1, true, true)];
 
+/// Which convolution kernel a network runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernels {
+    /// conv.wgsl: register tiles, no workgroup memory, no barriers. For CPU devices and
+    /// emulators (lavapipe, SwiftShader), where a barrier costs more than it saves.
+    Registers,
+    /// conv_tiled.wgsl wherever the input channels allow (multiples of 16), conv.wgsl
+    /// elsewhere: workgroup-memory tiles, for GPUs. See [`fastest_kernels`].
+    Tiled,
+}
+
 struct Pipelines {
     convs: Vec<(ConvVariant, wgpu::ComputePipeline)>,
+    /// conv_tiled.wgsl's variants, empty with `ConvKernels::Registers`.
+    tiled: Vec<(ConvVariant, wgpu::ComputePipeline)>,
     gn_stats: wgpu::ComputePipeline,
     max_pool: wgpu::ComputePipeline,
     pool: wgpu::ComputePipeline,
@@ -31,7 +44,7 @@ struct Pipelines {
 }
 
 impl Pipelines {
-    fn new(device: &wgpu::Device, conv_variants: &[ConvVariant]) -> Self {
+    fn new(device: &wgpu::Device, conv_variants: &[ConvVariant], kernels: ConvKernels) -> Self {
         let module = |name: &str, source: &'static str| {
             device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
@@ -39,6 +52,7 @@ impl Pipelines {
             })
         };
         let conv = module("conv.wgsl", include_str!("../../shaders/conv.wgsl"));
+        let conv_tiled = module("conv_tiled.wgsl", include_str!("../../shaders/conv_tiled.wgsl"));
         let gn_stats = module("gn_stats.wgsl", include_str!("../../shaders/gn_stats.wgsl"));
         let max_pool = module("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl"));
         let pool = module("pool.wgsl", include_str!("../../shaders/pool.wgsl"));
@@ -61,6 +75,14 @@ impl Pipelines {
                 .map(|&(k, norm, residual)| {
                     let constants = [size, ("KERNEL", k as f64), ("NORM_INPUT", norm as u8 as f64), ("ADD_RESIDUAL", residual as u8 as f64)];
                     ((k, norm, residual), pipeline(&format!("conv {k}x{k}"), &conv, &constants))
+                })
+                .collect(),
+            tiled: conv_variants
+                .iter()
+                .filter(|&&(k, norm, _)| kernels == ConvKernels::Tiled && (k == 1 || norm))
+                .map(|&(k, norm, residual)| {
+                    let constants = [("KERNEL", k as f64), ("NORM_INPUT", norm as u8 as f64), ("ADD_RESIDUAL", residual as u8 as f64)];
+                    ((k, norm, residual), pipeline(&format!("conv {k}x{k} tiled"), &conv_tiled, &constants))
                 })
                 .collect(),
             gn_stats: pipeline("gn_stats", &gn_stats, &[]),
@@ -111,6 +133,7 @@ pub struct GpuNetwork {
     classes: usize,
     features: usize,
     flops: f64,
+    kernels: ConvKernels,
     recorded: Recorded,
     logits_readback: wgpu::Buffer,
     pooled_readback: wgpu::Buffer,
@@ -231,16 +254,25 @@ impl Builder<'_> {
         busy.extend(residual);
         let out = Map { buffer: self.free(&busy), h: oh, w: ow, c: conv.cout };
         let variant = (conv.k, affine.is_some(), residual.is_some());
-        let Some((_, pipeline)) = self.pipelines.convs.iter().find(|(v, _)| *v == variant) else {
-            bail!("{label}: no pipeline for a {}x{} convolution (input norm, residual: {:?})", conv.k, conv.k, (variant.1, variant.2));
+        let tiled = self.pipelines.tiled.iter().find(|(v, _)| *v == variant && cin % 16 == 0);
+        let (pipeline, workgroups) = match tiled {
+            Some((_, pipeline)) => (pipeline.clone(), ((conv.cout / 4).div_ceil(16) as u32, (oh * ow).div_ceil(32) as u32)),
+            None => {
+                let Some((_, pipeline)) = self.pipelines.convs.iter().find(|(v, _)| *v == variant) else {
+                    bail!("{label}: no pipeline for a {}x{} convolution (input norm, residual: {:?})", conv.k, conv.k, (variant.1, variant.2));
+                };
+                (pipeline.clone(), (gx, gy))
+            }
         };
-        let pipeline = pipeline.clone();
+        if workgroups.1 > 65_535 {
+            bail!("{label}: {} output pixels are more than one dispatch can tile", oh * ow);
+        }
         let kind = format!("conv {k}x{k}{}", if residual.is_some() { " + residual" } else { "" }, k = conv.k);
         let dummy = self.dummy.clone();
         let src = self.activations[x.buffer].clone();
         let dst = self.activations[out.buffer].clone();
         let residual = residual.map(|r| self.activations[r.buffer].clone()).unwrap_or_else(|| dummy.clone());
-        self.push(&kind, &pipeline, &[&params, &src, &weight, affine.unwrap_or(&dummy), &residual, &dst], (gx, gy));
+        self.push(&kind, &pipeline, &[&params, &src, &weight, affine.unwrap_or(&dummy), &residual, &dst], workgroups);
         Ok(out)
     }
 }
@@ -248,10 +280,10 @@ impl Builder<'_> {
 impl GpuNetwork {
     /// Uploads the network and records its dispatches. All GPU errors during load are
     /// caught and returned (out of memory, a limit exceeded).
-    pub async fn new(gpu: Gpu, net: &Network) -> Result<Self> {
+    pub async fn new(gpu: Gpu, net: &Network, kernels: ConvKernels) -> Result<Self> {
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let built = Self::build(&gpu, net);
+        let built = Self::build(&gpu, net, kernels);
         let oom = oom.pop().await;
         let invalid = scope.pop().await;
         if let Some(e) = oom.or(invalid) {
@@ -268,6 +300,7 @@ impl GpuNetwork {
             classes: net.classes(),
             features: net.features(),
             flops: net.flops(),
+            kernels,
             recorded,
             logits_readback,
             pooled_readback,
@@ -275,8 +308,8 @@ impl GpuNetwork {
         })
     }
 
-    fn build(gpu: &Gpu, net: &Network) -> Result<Recorded> {
-        let pipelines = Pipelines::new(&gpu.device, &BIT_CONVS);
+    fn build(gpu: &Gpu, net: &Network, kernels: ConvKernels) -> Result<Recorded> {
+        let pipelines = Pipelines::new(&gpu.device, &BIT_CONVS, kernels);
         let size = net.image_size;
         // The largest map: the stem's output, or a block's inner or output map.
         let stem_size = net.stem.out_size(size);
@@ -364,6 +397,10 @@ impl GpuNetwork {
 
     pub fn dispatch_count(&self) -> usize {
         self.recorded.dispatches.len()
+    }
+
+    pub fn kernels(&self) -> ConvKernels {
+        self.kernels
     }
 
     /// Writes a `[3][size][size]` input as the `[size][size][4]` map the stem reads.
@@ -529,12 +566,12 @@ impl std::fmt::Debug for GpuNetwork {
     }
 }
 
-/// The adapter's reachable matrix-multiply throughput with this project's convolution
-/// kernel: a 1x1 convolution without norm over `side x side` pixels is an
-/// (side², k) x (k, n) matrix product. Median GFLOP/s over `runs` timed submissions,
-/// each awaited through a 4-byte readback; `now` is a clock in milliseconds.
-pub async fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usize, now: impl Fn() -> f64) -> Result<f64> {
-    let pipelines = Pipelines::new(&gpu.device, &[(1, false, false)]);
+/// The adapter's reachable matrix-multiply throughput with one of this project's convolution
+/// kernels: a 1x1 convolution over `side x side` pixels is an (side², k) x (k, n) matrix
+/// product. Median GFLOP/s over `runs` timed submissions of `repeats` dispatches each,
+/// awaited through a 4-byte readback; `now` is a clock in milliseconds.
+pub async fn matmul_gflops(gpu: &Gpu, kernels: ConvKernels, (side, k, n): (usize, usize, usize), repeats: usize, runs: usize, now: impl Fn() -> f64) -> Result<f64> {
+    let pipelines = Pipelines::new(&gpu.device, &[(1, false, false)], kernels);
     let floats = side * side * k.max(n);
     let activations = (0..ACTIVATION_BUFFERS).map(|_| gpu.storage_zeroed("matmul", floats)).collect::<Result<Vec<_>>>()?;
     let mut b = Builder { gpu, pipelines: &pipelines, activations, dummy: gpu.storage_zeroed("unused", 4)?, dispatches: vec![] };
@@ -551,7 +588,9 @@ pub async fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usi
             let mut pass = encoder.begin_compute_pass(&Default::default());
             pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);
-            pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+            for _ in 0..repeats.max(1) {
+                pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+            }
         }
         encoder.copy_buffer_to_buffer(result, 0, &readback, 0, 4);
         gpu.queue.submit([encoder.finish()]);
@@ -561,5 +600,22 @@ pub async fn matmul_gflops(gpu: &Gpu, side: usize, k: usize, n: usize, runs: usi
         }
     }
     times.sort_by(f64::total_cmp);
-    Ok(2.0 * (side * side * k * n) as f64 / times[times.len() / 2].max(1e-3) / 1e6)
+    Ok(2.0 * (side * side * k * n * repeats.max(1)) as f64 / times[times.len() / 2].max(1e-3) / 1e6)
+}
+
+/// The faster convolution kernel on this adapter, timed at load on a stage-2-sized product
+/// (3136 x 256 x 256). CPU devices, and anything under 20 GFLOP/s with the register kernel
+/// (emulators, where barriers cost 5-20x), keep the register kernel without timing the
+/// tiled one. Costs a few milliseconds on a GPU.
+pub async fn fastest_kernels(gpu: &Gpu, now: impl Fn() -> f64) -> Result<ConvKernels> {
+    if gpu.adapter.device_type == wgpu::DeviceType::Cpu {
+        return Ok(ConvKernels::Registers);
+    }
+    let shape = (56, 256, 256);
+    if matmul_gflops(gpu, ConvKernels::Registers, shape, 1, 2, &now).await? < 20.0 {
+        return Ok(ConvKernels::Registers);
+    }
+    let registers = matmul_gflops(gpu, ConvKernels::Registers, shape, 8, 3, &now).await?;
+    let tiled = matmul_gflops(gpu, ConvKernels::Tiled, shape, 8, 3, &now).await?;
+    Ok(if tiled > registers { ConvKernels::Tiled } else { ConvKernels::Registers })
 }

@@ -35,6 +35,9 @@ test('model.info says which backend, adapter and model', async () => {
   const [gpu, cpu] = await page.evaluate(() => [gpuModel.info, cpuModel.info]);
   assert.equal(gpu.backend, 'webgpu');
   assert.match(gpu.adapter, /\S/);
+  // SwiftShader is a fallback adapter: no barrier-heavy tiled kernels there.
+  assert.equal(gpu.kernels, 'registers');
+  assert.equal(cpu.kernels, null);
   assert.equal(cpu.backend, 'cpu');
   assert.match(cpu.adapter, /CPU/);
   assert.equal(gpu.name, 'tiny');

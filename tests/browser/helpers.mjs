@@ -25,12 +25,22 @@ export function chromiumPath() {
   throw new Error("Debian's chromium is missing: apt-get install -y chromium (never a downloaded browser)");
 }
 
-/** Launches Chromium; webgpu: false leaves out --enable-unsafe-webgpu (no adapter). */
-export async function launch({ webgpu = true, camera = false } = {}) {
+export const LAVAPIPE_ICD = '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json';
+
+/** Launches Chromium; webgpu: false leaves out --enable-unsafe-webgpu (no adapter);
+ * compatibility: a WebGPU compatibility-mode adapter that is not a fallback (Dawn on OpenGL ES
+ * on ANGLE on lavapipe), beside the core adapter, SwiftShader (../shared/webgpu-here.md). */
+export async function launch({ webgpu = true, camera = false, compatibility = false } = {}) {
   const args = [...BASE_FLAGS];
+  const env = { ...process.env };
   if (webgpu) args.push('--enable-unsafe-webgpu');
   if (camera) args.push('--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream');
-  return chromium.launch({ executablePath: chromiumPath(), args, ignoreDefaultArgs: ['--headless'], headless: true });
+  if (compatibility) {
+    if (!fs.existsSync(LAVAPIPE_ICD)) throw new Error('lavapipe is missing: apt-get install -y mesa-vulkan-drivers');
+    args.push('--use-angle=vulkan', '--use-webgpu-adapter=opengles');
+    env.VK_ICD_FILENAMES = LAVAPIPE_ICD;
+  }
+  return chromium.launch({ executablePath: chromiumPath(), args, env, ignoreDefaultArgs: ['--headless'], headless: true });
 }
 
 /** A server for www/ on a free 127.0.0.1 port; mounts: {'/prefix/': dir}. */

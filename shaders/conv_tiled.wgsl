@@ -1,0 +1,133 @@
+// conv.wgsl tiled through workgroup memory, for GPUs (where barriers are cheap and global
+// loads are not). A workgroup computes 32 output pixels x 64 output channels; each of its
+// 64 invocations keeps 4 pixels x 8 channels in registers, as in conv.wgsl. Each step stages
+// 16 input channels of one tap for the workgroup's 32 pixels (normalized as they are loaded,
+// zero in the padding) and the matching 16 x 64 weights, so every value is read from global
+// memory once per workgroup instead of once per invocation.
+//
+// Same bindings and parameters as conv.wgsl; needs input channels in multiples of 16 (the
+// stem, with 3, uses conv.wgsl). Dispatch: (ceil(cout / 64), ceil(out_h * out_w / 32)).
+
+override KERNEL: u32;
+override NORM_INPUT: bool = true;
+override ADD_RESIDUAL: bool = false;
+
+const TILE_PIXELS: u32 = 32u;
+const TILE_COUT4: u32 = 16u;  // 64 output channels
+const STEP_CIN4: u32 = 4u;    // 16 input channels per step
+
+struct Params {
+    in_h: u32,
+    in_w: u32,
+    cin4: u32,
+    cout4: u32,
+    out_h: u32,
+    out_w: u32,
+    _kernel: u32,
+    stride: u32,
+    pad: u32,
+    pixel_groups: u32,
+    threads_x: u32,
+    _unused: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;      // [in_h][in_w][cin4]
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;   // [k][k][cin][cout4]
+@group(0) @binding(3) var<storage, read> affine: array<vec4<f32>>;   // scale[cin4], then shift[cin4]
+@group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>; // [out_h][out_w][cout4]
+@group(0) @binding(5) var<storage, read_write> dst: array<vec4<f32>>;
+
+var<workgroup> staged_input: array<vec4<f32>, 128>;   // [TILE_PIXELS][STEP_CIN4]
+var<workgroup> staged_weight: array<vec4<f32>, 256>;  // [STEP_CIN4 * 4][TILE_COUT4]
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let pixels = p.out_h * p.out_w;
+    let first_pixel = wg.y * TILE_PIXELS;
+    let first_co4 = wg.x * TILE_COUT4;
+    // This invocation's outputs within the tile.
+    let my_pixel = (lid / 8u) * 4u;
+    let my_co4 = (lid % 8u) * 2u;
+
+    // The two input slots this invocation stages: slot = lid + 64 s is (pixel slot / 4, vec4 slot % 4).
+    var oy: array<i32, 2>;
+    var ox: array<i32, 2>;
+    for (var s = 0u; s < 2u; s++) {
+        let pixel = min(first_pixel + (lid + s * 64u) / STEP_CIN4, pixels - 1u);
+        oy[s] = i32((pixel / p.out_w) * p.stride) - i32(p.pad);
+        ox[s] = i32((pixel % p.out_w) * p.stride) - i32(p.pad);
+    }
+
+    var acc: array<vec4<f32>, 4>;   // channels my_co4 .. +3
+    var acc2: array<vec4<f32>, 4>;  // channels my_co4+4 .. +7
+    for (var ky = 0u; ky < KERNEL; ky++) {
+        for (var kx = 0u; kx < KERNEL; kx++) {
+            var base: array<i32, 2>;  // start of the slot's pixel, or -1 in the padding
+            for (var s = 0u; s < 2u; s++) {
+                let iy = oy[s] + i32(ky);
+                let ix = ox[s] + i32(kx);
+                let inside = KERNEL == 1u || (iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w));
+                base[s] = select(-1, (iy * i32(p.in_w) + ix) * i32(p.cin4), inside);
+            }
+            let tap = (ky * KERNEL + kx) * p.cin4 * 4u;
+            for (var chunk = 0u; chunk < p.cin4; chunk += STEP_CIN4) {
+                for (var s = 0u; s < 2u; s++) {
+                    let slot = lid + s * 64u;
+                    let c4 = chunk + slot % STEP_CIN4;
+                    var v = vec4<f32>(0.0);
+                    if (base[s] >= 0) {
+                        v = src[u32(base[s]) + c4];
+                        if (NORM_INPUT) {
+                            v = max(v * affine[c4] + affine[p.cin4 + c4], vec4<f32>(0.0));
+                        }
+                    }
+                    staged_input[slot] = v;
+                }
+                for (var s = 0u; s < 4u; s++) {
+                    let slot = lid + s * 64u;
+                    let co4 = first_co4 + slot % TILE_COUT4;
+                    var w = vec4<f32>(0.0);
+                    if (co4 < p.cout4) {
+                        w = weight[(tap + chunk * 4u + slot / TILE_COUT4) * p.cout4 + co4];
+                    }
+                    staged_weight[slot] = w;
+                }
+                workgroupBarrier();
+                for (var k4 = 0u; k4 < STEP_CIN4; k4++) {
+                    let row = k4 * 4u * TILE_COUT4 + my_co4;
+                    let w0 = staged_weight[row];
+                    let w1 = staged_weight[row + TILE_COUT4];
+                    let w2 = staged_weight[row + 2u * TILE_COUT4];
+                    let w3 = staged_weight[row + 3u * TILE_COUT4];
+                    let u0 = staged_weight[row + 1u];
+                    let u1 = staged_weight[row + 1u + TILE_COUT4];
+                    let u2 = staged_weight[row + 1u + 2u * TILE_COUT4];
+                    let u3 = staged_weight[row + 1u + 3u * TILE_COUT4];
+                    for (var i = 0u; i < 4u; i++) {
+                        let v = staged_input[(my_pixel + i) * STEP_CIN4 + k4];
+                        acc[i] += v.x * w0 + v.y * w1 + v.z * w2 + v.w * w3;
+                        acc2[i] += v.x * u0 + v.y * u1 + v.z * u2 + v.w * u3;
+                    }
+                }
+                workgroupBarrier();
+            }
+        }
+    }
+
+    let co4 = first_co4 + my_co4;
+    for (var i = 0u; i < 4u; i++) {
+        let pixel = first_pixel + my_pixel + i;
+        if (pixel < pixels && co4 < p.cout4) {
+            let at = pixel * p.cout4 + co4;
+            var out = acc[i];
+            var out2 = acc2[i];
+            if (ADD_RESIDUAL) {
+                out += residual[at];
+                out2 += residual[at + 1u];
+            }
+            dst[at] = out;
+            dst[at + 1u] = out2;
+        }
+    }
+}
