@@ -5,38 +5,14 @@
 // zero in the padding) and the matching 16 x 64 weights, so every value is read from global
 // memory once per workgroup instead of once per invocation.
 //
-// Same bindings and parameters as conv.wgsl; needs input channels in multiples of 16 (the
+// Needs input channels in multiples of 16 (the
 // stem, with 3, uses conv.wgsl). Dispatch: (ceil(cout / 64), ceil(out_h * out_w / 32)).
 
-override KERNEL: u32;
-override NORM_INPUT: bool = true;
-override ADD_RESIDUAL: bool = false;
+// Constants, parameters and bindings: conv_bindings.wgsl.
 
 const TILE_PIXELS: u32 = 32u;
 const TILE_COUT4: u32 = 16u;  // 64 output channels
 const STEP_CIN4: u32 = 4u;    // 16 input channels per step
-
-struct Params {
-    in_h: u32,
-    in_w: u32,
-    cin4: u32,
-    cout4: u32,
-    out_h: u32,
-    out_w: u32,
-    _kernel: u32,
-    stride: u32,
-    pad: u32,
-    pixel_groups: u32,
-    threads_x: u32,
-    _unused: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;      // [in_h][in_w][cin4]
-@group(0) @binding(2) var<storage, read> weight: array<vec4<f32>>;   // [k][k][cin][cout4]
-@group(0) @binding(3) var<storage, read> affine: array<vec4<f32>>;   // scale[cin4], then shift[cin4]
-@group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>; // [out_h][out_w][cout4]
-@group(0) @binding(5) var<storage, read_write> dst: array<vec4<f32>>;
 
 var<workgroup> staged_input: array<vec4<f32>, 128>;   // [TILE_PIXELS][STEP_CIN4]
 var<workgroup> staged_weight: array<vec4<f32>, 256>;  // [STEP_CIN4 * 4][TILE_COUT4]

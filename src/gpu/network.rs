@@ -51,8 +51,9 @@ impl Pipelines {
                 source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source)),
             })
         };
-        let conv = module("conv.wgsl", include_str!("../../shaders/conv.wgsl"));
-        let conv_tiled = module("conv_tiled.wgsl", include_str!("../../shaders/conv_tiled.wgsl"));
+        let conv = module("conv.wgsl", concat!(include_str!("../../shaders/conv_bindings.wgsl"), include_str!("../../shaders/conv.wgsl")));
+        let conv_tiled =
+            module("conv_tiled.wgsl", concat!(include_str!("../../shaders/conv_bindings.wgsl"), include_str!("../../shaders/conv_tiled.wgsl")));
         let gn_stats = module("gn_stats.wgsl", include_str!("../../shaders/gn_stats.wgsl"));
         let max_pool = module("max_pool.wgsl", include_str!("../../shaders/max_pool.wgsl"));
         let pool = module("pool.wgsl", include_str!("../../shaders/pool.wgsl"));
@@ -254,7 +255,7 @@ impl Builder<'_> {
         busy.extend(residual);
         let out = Map { buffer: self.free(&busy), h: oh, w: ow, c: conv.cout };
         let variant = (conv.k, affine.is_some(), residual.is_some());
-        let tiled = self.pipelines.tiled.iter().find(|(v, _)| *v == variant && cin % 16 == 0);
+        let tiled = self.pipelines.tiled.iter().find(|(v, _)| *v == variant && cin.is_multiple_of(16));
         let (pipeline, workgroups) = match tiled {
             Some((_, pipeline)) => (pipeline.clone(), ((conv.cout / 4).div_ceil(16) as u32, (oh * ow).div_ceil(32) as u32)),
             None => {
