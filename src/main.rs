@@ -29,7 +29,8 @@ USAGE:
       (the browser's fallback);
       --pixels runs a stored 1x3xHxW float32 tensor, skipping preprocessing.
   bit50 bench --model DIR [--runs N]
-      Load time, first and warm latency, GFLOP/s and GPU memory.
+      Load time, first and warm latency, GFLOP/s and GPU memory; per-layer GPU
+      time; the adapter's matmul peak; the CPU path's latency beside them.
   bit50 random-model --out DIR [--seed N] [--like FOLDER]
       Writes a Hugging Face folder with seeded random weights in google/bit-50's
       layout (or FOLDER's config.json and preprocessor_config.json), for tests
@@ -330,6 +331,19 @@ fn cmd_bench(args: &Args) -> Result<bool> {
     let shape = (32, 1024, 1024);
     let peak = pollster::block_on(bit50::gpu::matmul_gflops(&net.gpu, net.kernels(), shape, 1, 5, || clock.elapsed().as_secs_f64() * 1e3))?;
     say!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
+    // The CPU path (the browser's fallback, classify --cpu) on the same input, for comparison.
+    let cpu = CpuNetwork::new(model.network.clone());
+    let mut cpu_times: Vec<f64> = (0..runs.min(3))
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(cpu.forward(&pixels));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    cpu_times.sort_by(f64::total_cmp);
+    let cpu_ms = cpu_times[cpu_times.len() / 2];
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    say!("cpu path   {cpu_ms:.1} ms median of {} ({:.2} GFLOP/s, {threads} threads)", cpu_times.len(), net.flops() / cpu_ms / 1e6);
     Ok(true)
 }
 

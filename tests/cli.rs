@@ -229,3 +229,20 @@ fn embed_and_explain_outputs_agree_between_gpu_and_cpu() {
     assert_eq!((gpu["heatmap"]["width"].as_u64(), gpu["heatmap"]["height"].as_u64()), (Some(2), Some(2)), "64 px in, 2x2 out");
     assert!(max_abs_diff(&floats(&gpu["heatmap"]["data"]), &floats(&cpu["heatmap"]["data"])) < 1e-4);
 }
+
+/// `bench` reports every figure the performance section quotes (the numbers themselves are
+/// for benchmarks, not tests: these machines are shared).
+#[test]
+fn bench_reports_every_figure() {
+    let run = bit50(&["bench", "--model", path(tiny_dir()), "--runs", "2"]);
+    assert!(run.ok, "{}", run.stderr);
+    for line in ["model ", "adapter ", "convolution kernels", "load ", "first ", "warm ", "compute ", "gpu memory ", "matmul ", "cpu path "] {
+        assert!(run.stdout.contains(line), "no '{line}' in:\n{}", run.stdout);
+    }
+    let gflops = |prefix: &str| -> f64 {
+        let line = run.stdout.lines().find(|l| l.starts_with(prefix)).unwrap();
+        let at = line.find("GFLOP/s").unwrap();
+        line[..at].split(['(', ' ']).filter(|w| !w.is_empty()).last().unwrap().parse().unwrap()
+    };
+    assert!(gflops("compute") > 0.0 && gflops("matmul") > 0.0 && gflops("cpu path") > 0.0, "{}", run.stdout);
+}
