@@ -1,19 +1,24 @@
 // The JavaScript API (www/bit50.js): every input kind, embed and explain (shapes, and the
-// same values as the CPU path, which is the crate's reference forward pass), a lost GPU
-// device, dispose, and wrong arguments.
+// same values as the CPU path and the native command), int8 weights, a lost GPU device,
+// dispose, and wrong arguments.
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { launch, serve, openPage, waitModel, nativeClassify, expectSameTop, PHOTOS, TINY } from './helpers.mjs';
+import { launch, serve, openPage, waitModel, nativeClassify, bit50Cli, expectSameTop, PHOTOS, ROOT, TINY } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
 
 let server;
 let browser;
 let page;
+// The tiny model with int8 weights, converted by the native command for this run.
+const INT8 = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bit50-int8-')), 'tiny-int8');
 
 before(async () => {
-  server = await serve({ '/photos/': PHOTOS });
+  bit50Cli(['convert', path.join(ROOT, 'tests/fixtures/tiny'), '--out', INT8, '--dtype', 'int8']);
+  server = await serve({ '/photos/': PHOTOS, '/int8/': INT8 });
   browser = await launch();
   page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
   await waitModel(page);
@@ -29,6 +34,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
+  fs.rmSync(path.dirname(INT8), { recursive: true, force: true });
 });
 
 test('model.info says which backend, adapter and model', async () => {
@@ -208,4 +214,17 @@ test('profile gives the GPU time per kind of layer, and null on the CPU path', a
     assert.ok(layers.includes(kind), `${kind} in ${layers}`);
   }
   assert.ok(r.gpu.every((l) => Number.isFinite(l.ms) && l.ms >= 0), JSON.stringify(r.gpu));
+});
+
+test('int8 weights load in the browser and classify as the native command does', async () => {
+  const { info, top } = await page.evaluate(async () => {
+    const model = await api.load('/int8/', { backend: 'cpu' });
+    const { top } = await model.classify(catBlob);
+    const info = model.info;
+    model.dispose();
+    return { info, top };
+  });
+  assert.equal(info.dtype, 'int8');
+  assert.ok(info.bytes < 200_000, `${info.bytes} bytes`);
+  expectSameTop(top, nativeClassify(path.join(PHOTOS, 'cat.png'), INT8, ['--cpu']).top, { probTol: 1e-4 });
 });

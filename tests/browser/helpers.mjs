@@ -62,14 +62,15 @@ export async function openPage(browser, url, { permissions = [] } = {}) {
   return page;
 }
 
-let cli = null;
+/** Runs the native `bit50` command (BIT50, else target/release/bit50); its stdout. */
+export function bit50Cli(args) {
+  const cli = process.env.BIT50 || path.join(ROOT, 'target/release/bit50');
+  return execFileSync(cli, args, { encoding: 'utf8', env: { ...process.env, NODEVICE_SELECT: '1' } });
+}
+
 /** `bit50 classify --json` on a file (the native reference for the page's results). */
 export function nativeClassify(file, model = path.join(WWW, TINY), extra = []) {
-  cli ??= process.env.BIT50 || path.join(ROOT, 'target/release/bit50');
-  const out = execFileSync(cli, ['classify', '--model', model, '--json', '--top', '5', ...extra, file], {
-    encoding: 'utf8',
-    env: { ...process.env, NODEVICE_SELECT: '1' },
-  });
+  const out = bit50Cli(['classify', '--model', model, '--json', '--top', '5', ...extra, file]);
   return JSON.parse(out.trim().split('\n').pop());
 }
 
