@@ -242,7 +242,7 @@ fn bench_reports_every_figure() {
     let gflops = |prefix: &str| -> f64 {
         let line = run.stdout.lines().find(|l| l.starts_with(prefix)).unwrap();
         let at = line.find("GFLOP/s").unwrap();
-        line[..at].split(['(', ' ']).filter(|w| !w.is_empty()).last().unwrap().parse().unwrap()
+        line[..at].split(['(', ' ']).rfind(|w| !w.is_empty()).unwrap().parse().unwrap()
     };
     assert!(gflops("compute") > 0.0 && gflops("matmul") > 0.0 && gflops("cpu path") > 0.0, "{}", run.stdout);
 }
