@@ -20,14 +20,15 @@ USAGE:
       (model_state.pdparams), timm (safetensors or .bin) or the original BiT
       .npz. Without a config.json beside it, google/bit-50's config and
       preprocessing are assumed. Writes the web weight folder.
-  bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu] IMAGE...
+  bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu|--gpu] IMAGE...
   bit50 classify --model DIR [...] --pixels FILE.npy
-      Top K classes per image (default 5) and the time taken. --json prints one
-      object per line; --logits adds all logits; --embed the pooled features
-      (as 'embedding'); --explain the class activation map of the top class
-      (as 'heatmap': index, width, height, data); --cpu runs the CPU path
-      (the browser's fallback);
-      --pixels runs a stored 1x3xHxW float32 tensor, skipping preprocessing.
+      Top K classes per image (default 5), the time taken and what ran it. --json
+      prints one object per line; --logits adds all logits; --embed the pooled
+      features (as 'embedding'); --explain the class activation map of the top
+      class (as 'heatmap': index, width, height, data); --pixels runs a stored
+      1x3xHxW float32 tensor, skipping preprocessing. It runs on the GPU, or on
+      the CPU path (the browser's fallback) where the only adapter is a CPU device
+      (Mesa's lavapipe) or there is none; --gpu or --cpu decides instead.
   bit50 bench --model DIR [--runs N]
       Load time, first and warm latency, GFLOP/s and GPU memory; per-layer GPU
       time; the adapter's matmul peak; the CPU path's latency beside them.
@@ -113,7 +114,7 @@ fn run(args: &[String]) -> Result<bool> {
     let rest = &args[1..];
     match command.as_str() {
         "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
-        "classify" => cmd_classify(&Args::parse(rest, &["--model", "--top", "--pixels"], &["--json", "--logits", "--embed", "--explain", "--cpu"])?),
+        "classify" => cmd_classify(&Args::parse(rest, &["--model", "--top", "--pixels"], &["--json", "--logits", "--embed", "--explain", "--cpu", "--gpu"])?),
         "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs"], &[])?),
         "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
         "-h" | "--help" | "help" => {
@@ -157,13 +158,36 @@ enum Engine {
     Cpu(CpuNetwork),
 }
 
+/// What `classify` runs on.
+#[derive(PartialEq)]
+enum Choice {
+    /// The GPU; the CPU path when the only adapter is a CPU device (Mesa's lavapipe), where
+    /// it is several times faster, or when there is no adapter at all.
+    Auto,
+    Gpu,
+    Cpu,
+}
+
 impl Engine {
-    fn new(model: &Model, cpu: bool) -> Result<Self> {
-        if cpu {
-            return Ok(Engine::Cpu(CpuNetwork::new(model.network.clone())));
+    fn new(model: &Model, choice: Choice) -> Result<Self> {
+        let cpu = || Engine::Cpu(CpuNetwork::new(model.network.clone()));
+        if choice == Choice::Cpu {
+            return Ok(cpu());
         }
-        let gpu = pollster::block_on(Gpu::new())?;
-        Ok(Engine::Gpu(Box::new(open_network(gpu, model)?)))
+        match pollster::block_on(Gpu::new()) {
+            Ok(gpu) if choice == Choice::Auto && gpu.adapter.device_type == wgpu::DeviceType::Cpu => Ok(cpu()),
+            Ok(gpu) => Ok(Engine::Gpu(Box::new(open_network(gpu, model)?))),
+            Err(_) if choice == Choice::Auto => Ok(cpu()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// "gpu" or "cpu path", for the output.
+    fn name(&self) -> &'static str {
+        match self {
+            Engine::Gpu(_) => "gpu",
+            Engine::Cpu(_) => "cpu path",
+        }
     }
 
     /// The logits, and with `embed` the pooled features, with `explain` the class
@@ -231,7 +255,13 @@ fn cmd_classify(args: &Args) -> Result<bool> {
         }
         None => None,
     };
-    let mut engine = Engine::new(&model, args.flag("--cpu"))?;
+    let choice = match (args.flag("--cpu"), args.flag("--gpu")) {
+        (true, true) => bail!("classify takes --cpu or --gpu, not both"),
+        (true, false) => Choice::Cpu,
+        (false, true) => Choice::Gpu,
+        (false, false) => Choice::Auto,
+    };
+    let mut engine = Engine::new(&model, choice)?;
     let inputs: Vec<String> = match &stored {
         Some((file, _)) => vec![file.clone()],
         None => args.positional.clone(),
@@ -246,7 +276,7 @@ fn cmd_classify(args: &Args) -> Result<bool> {
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
         match result {
-            Ok(outputs) => print_prediction(input, &outputs, &printing, ms),
+            Ok(outputs) => print_prediction(input, &outputs, &printing, ms, engine.name()),
             Err(e) => {
                 eprintln!("error: {e}");
                 all_ok = false;
@@ -256,11 +286,11 @@ fn cmd_classify(args: &Args) -> Result<bool> {
     Ok(all_ok)
 }
 
-fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64) {
+fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64, engine: &str) {
     let top = top_k(&out.logits, printing.labels, printing.k);
     let side = out.heatmap.as_ref().map(|(_, map)| (map.len() as f64).sqrt() as usize).unwrap_or(0);
     if printing.json {
-        let mut line = serde_json::json!({ "input": input, "top": top, "ms": (ms * 1000.0).round() / 1000.0 });
+        let mut line = serde_json::json!({ "input": input, "top": top, "ms": (ms * 1000.0).round() / 1000.0, "engine": engine });
         if printing.logits {
             line["logits"] = serde_json::json!(out.logits);
         }
@@ -273,7 +303,7 @@ fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64) {
         say!("{line}");
         return;
     }
-    say!("{input}  ({ms:.1} ms)");
+    say!("{input}  ({ms:.1} ms, {engine})");
     for p in &top {
         say!("  {:>5}  {:6.2}%  logit {:>9.4}  {}", p.index, p.prob * 100.0, p.logit, p.label);
     }

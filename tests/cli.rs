@@ -48,9 +48,7 @@ fn json_lines(stdout: &str) -> Vec<Value> {
 
 fn check_photos(model: &str, dir: &Path, cpu: bool) {
     let mut args = vec!["classify".to_string(), "--model".into(), path(dir).into(), "--json".into(), "--logits".into()];
-    if cpu {
-        args.push("--cpu".into());
-    }
+    args.push(if cpu { "--cpu" } else { "--gpu" }.into());
     args.extend(PHOTOS.iter().map(|p| photo(p)));
     let run = bit50(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(run.ok, "{}", run.stderr);
@@ -58,6 +56,7 @@ fn check_photos(model: &str, dir: &Path, cpu: bool) {
     assert_eq!(lines.len(), PHOTOS.len());
     for (line, name) in lines.iter().zip(PHOTOS) {
         assert_eq!(line["input"], photo(name));
+        assert_eq!(line["engine"], if cpu { "cpu path" } else { "gpu" });
         let top: Vec<usize> = line["top"].as_array().unwrap().iter().map(|t| t["index"].as_u64().unwrap() as usize).collect();
         assert_eq!(top, expected_top5(model, name), "{model} {name}: top-5 from the file");
         assert!(line["ms"].as_f64().unwrap() > 0.0);
@@ -105,7 +104,12 @@ fn stored_pixels_and_text_output() {
     assert!(manifest.get("untrained").is_none(), "a converted model is not marked untrained");
     let run = bit50(&["classify", "--model", path(tiny_dir()), "--top", "3", &photo("cat.png")]);
     assert!(run.ok);
-    assert!(run.stdout.contains("ms)") && run.stdout.lines().count() == 4, "{}", run.stdout);
+    assert!(run.stdout.contains(" ms, ") && run.stdout.lines().count() == 4, "{}", run.stdout);
+    // Without --gpu or --cpu, a CPU device (lavapipe, here and in CI) hands over to the CPU path.
+    let gpu = pollster::block_on(bit50::gpu::Gpu::new()).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+    let engine = if gpu.adapter.device_type == wgpu::DeviceType::Cpu { "cpu path" } else { "gpu" };
+    assert!(run.stdout.contains(&format!(" ms, {engine})")), "{}: {}", gpu.describe(), run.stdout);
+    assert!(!bit50(&["classify", "--model", path(tiny_dir()), "--cpu", "--gpu", &photo("cat.png")]).ok);
 }
 
 /// A failure: non-zero exit, one "error: FILE: problem" line, no panic.
@@ -212,9 +216,7 @@ fn an_unsupported_config_is_refused_and_nothing_is_written() {
 fn embed_and_explain_outputs_agree_between_gpu_and_cpu() {
     let run = |cpu: bool| {
         let mut args = vec!["classify", "--model", path(tiny_dir()), "--json", "--embed", "--explain"];
-        if cpu {
-            args.push("--cpu");
-        }
+        args.push(if cpu { "--cpu" } else { "--gpu" });
         let cat = photo("cat.png");
         args.push(&cat);
         let run = bit50(&args);
