@@ -33,10 +33,6 @@ impl CpuNetwork {
         CpuNetwork { net }
     }
 
-    pub fn image_size(&self) -> usize {
-        self.net.image_size
-    }
-
     /// The forward pass of reference.rs, with the same intermediate maps.
     pub fn forward(&self, pixels: &[f32]) -> Forward {
         let net = &self.net;
