@@ -69,21 +69,31 @@ build_wasm() {
   need_rust_target
   need_wasm_bindgen
   need_node_packages
-  say "building the wasm (release)"
-  nice cargo build --release --target wasm32-unknown-unknown --lib
   local target_dir
   target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
-  local wasm="$target_dir/wasm32-unknown-unknown/release/bit50.wasm"
-  rm -rf www/pkg.tmp && mkdir -p www/pkg.tmp
-  wasm-bindgen --target web --no-typescript --out-dir www/pkg.tmp "$wasm"
+  rm -rf www/pkg.tmp && mkdir -p www/pkg.tmp/relaxed
+  # Two builds of the same code: WebAssembly SIMD (every current browser), and SIMD with the
+  # relaxed-SIMD fused multiply-add (Chromium since 114, among others), which the worker loads where
+  # the browser validates it (the CPU path's matrix products run 1.2-1.3x faster).
+  say "building the wasm (release)"
+  nice cargo build --release --target wasm32-unknown-unknown --lib
+  say "building the wasm with relaxed SIMD (release, in $target_dir/wasm-relaxed)"
+  RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" CARGO_TARGET_DIR="$target_dir/wasm-relaxed" \
+    nice cargo build --release --target wasm32-unknown-unknown --lib
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg.tmp "$target_dir/wasm32-unknown-unknown/release/bit50.wasm"
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg.tmp/relaxed "$target_dir/wasm-relaxed/wasm32-unknown-unknown/release/bit50.wasm"
+  # One JavaScript glue file serves both modules: they must import and export the same.
+  cmp -s www/pkg.tmp/bit50.js www/pkg.tmp/relaxed/bit50.js || die "the two wasm builds need different JavaScript glue"
   say "optimizing with wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}')"
-  nice node_modules/.bin/wasm-opt -O3 \
-    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd \
-    www/pkg.tmp/bit50_bg.wasm -o www/pkg.tmp/bit50_bg.opt.wasm
+  local features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+    --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd)
+  nice node_modules/.bin/wasm-opt -O3 "${features[@]}" www/pkg.tmp/bit50_bg.wasm -o www/pkg.tmp/bit50_bg.opt.wasm
+  nice node_modules/.bin/wasm-opt -O3 "${features[@]}" --enable-relaxed-simd \
+    www/pkg.tmp/relaxed/bit50_bg.wasm -o www/pkg.tmp/bit50_relaxed_bg.wasm
   mv www/pkg.tmp/bit50_bg.opt.wasm www/pkg.tmp/bit50_bg.wasm
+  rm -rf www/pkg.tmp/relaxed
   rm -rf www/pkg && mv www/pkg.tmp www/pkg
-  say "www/pkg/bit50_bg.wasm: $(du -k www/pkg/bit50_bg.wasm | cut -f1) KiB"
+  say "www/pkg: bit50_bg.wasm $(du -k www/pkg/bit50_bg.wasm | cut -f1) KiB, bit50_relaxed_bg.wasm $(du -k www/pkg/bit50_relaxed_bg.wasm | cut -f1) KiB"
 }
 
 native_cli() {

@@ -129,7 +129,7 @@ export class Model extends EventTarget {
   constructor(connection, info) {
     super();
     this._c = connection;
-    /** {name, labels, backend: 'webgpu'|'cpu', adapter, kernels, fallback_reason, image_size, features, classes, url, dtype, bytes, fromCache} */
+    /** {name, labels, backend: 'webgpu'|'cpu', adapter, kernels, featureLevel, wasm, fallback_reason, image_size, features, classes, url, dtype, bytes, fromCache} */
     this.info = info;
   }
 

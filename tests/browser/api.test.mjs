@@ -44,6 +44,8 @@ test('model.info says which backend, adapter and model', async () => {
   // SwiftShader is a fallback adapter: no barrier-heavy tiled kernels there.
   assert.equal(gpu.kernels, 'registers');
   assert.equal(cpu.kernels, null);
+  // Chromium has relaxed SIMD: the worker loaded that build (wasm-baseline.test.mjs runs the other).
+  assert.equal(cpu.wasm, 'relaxed-simd');
   assert.equal(cpu.backend, 'cpu');
   assert.match(cpu.adapter, /CPU/);
   assert.equal(gpu.name, 'tiny');

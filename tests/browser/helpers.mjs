@@ -45,7 +45,9 @@ export async function launch({ webgpu = true, camera = false, compatibility = fa
 
 /** A server for www/ on a free 127.0.0.1 port; mounts: {'/prefix/': dir}. */
 export function serve(mounts = {}) {
-  if (!fs.existsSync(path.join(WWW, 'pkg/bit50_bg.wasm'))) throw new Error('www/pkg is not built: run ./build.sh');
+  for (const f of ['pkg/bit50_bg.wasm', 'pkg/bit50_relaxed_bg.wasm']) {
+    if (!fs.existsSync(path.join(WWW, f))) throw new Error(`www/${f} is not built: run ./build.sh`);
+  }
   if (!fs.existsSync(path.join(WWW, TINY, 'manifest.json'))) throw new Error('www/models/tiny is missing: bit50 convert tests/fixtures/tiny --out www/models/tiny');
   return startServer({ root: WWW, mounts });
 }
