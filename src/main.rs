@@ -380,7 +380,7 @@ fn cmd_bench(args: &Args) -> Result<bool> {
 /// The network on `gpu`, with the convolution kernel that is faster there.
 fn open_network(gpu: Gpu, model: &Model) -> Result<GpuNetwork> {
     let clock = Instant::now();
-    let kernels = pollster::block_on(fastest_kernels(&gpu, || clock.elapsed().as_secs_f64() * 1e3))?;
+    let (kernels, _) = pollster::block_on(fastest_kernels(&gpu, false, || clock.elapsed().as_secs_f64() * 1e3))?;
     pollster::block_on(GpuNetwork::new(gpu, &model.network, kernels))
 }
 

@@ -84,10 +84,9 @@ impl ModelLoader {
     }
 }
 
-/// Builds the network from a complete loader. `backend` is "webgpu", "cpu",
-/// "auto" (WebGPU, else the CPU, with the reason in `Engine::info`) or "measure"
-/// (for a software adapter: time both paths briefly at load and keep the faster).
-/// `software`: the WebGPU adapter is a fallback (emulator), so its kernels are not timed.
+/// Builds the network from a complete loader. `backend` is "webgpu", "cpu" or "auto" (both
+/// timed briefly at load, the faster kept; the CPU where WebGPU fails; the reason in
+/// `Engine::info`). `software`: the WebGPU adapter is a fallback (an emulator).
 #[wasm_bindgen]
 pub async fn build_engine(loader: ModelLoader, backend: String, software: bool) -> std::result::Result<Engine, JsError> {
     let ModelLoader { manifest, source, shards } = loader;
@@ -106,22 +105,22 @@ pub async fn build_engine(loader: ModelLoader, backend: String, software: bool) 
         fallback_reason = Some("the CPU path was requested".to_string());
         Backend::Cpu(CpuNetwork::new(model.network))
     } else {
-        match open_gpu(&model.network, &lost, software || backend == "measure").await {
-            Ok(net) if backend == "measure" => {
-                // About 0.1 s on the CPU and 0.5 s on a software GPU: the same matrix product shape
-                // (four times over on the GPU, so that a real one is not judged by its latency).
-                let gpu = crate::gpu::matmul_gflops(&net.gpu, net.kernels(), (16, 256, 256), 4, 3, now_ms).await.unwrap_or(0.0);
+        match open_gpu(&model.network, &lost, software).await {
+            Ok((net, gpu)) if backend == "auto" => {
+                // The CPU path's throughput on a product of the same kind (about 10 ms); the
+                // faster path runs. A real GPU wins by far; emulators usually lose.
                 let cpu = crate::cpu::matmul_gflops(32, 256, 256, 3, now_ms);
                 if cpu > gpu {
                     fallback_reason = Some(format!(
-                        "a software or compatibility-mode WebGPU adapter: measured at load {gpu:.2} GFLOP/s on WebGPU, {cpu:.2} on the CPU, so the CPU path runs"
+                        "measured at load: {gpu:.2} GFLOP/s on this WebGPU adapter{}, {cpu:.2} on the CPU, so the CPU path runs",
+                        if software { " (a software one)" } else { "" }
                     ));
                     Backend::Cpu(CpuNetwork::new(model.network))
                 } else {
                     Backend::Gpu(Box::new(net))
                 }
             }
-            Ok(net) => Backend::Gpu(Box::new(net)),
+            Ok((net, _)) => Backend::Gpu(Box::new(net)),
             Err(e) if backend != "webgpu" => {
                 fallback_reason = Some(e.0);
                 Backend::Cpu(CpuNetwork::new(model.network))
@@ -144,9 +143,9 @@ fn now_ms() -> f64 {
     now.unwrap_or_else(js_sys::Date::now)
 }
 
-/// The network on WebGPU. On a `software` adapter the register kernels are kept without
-/// timing the tiled ones (see `gpu::fastest_kernels`).
-async fn open_gpu(net: &Network, lost: &Arc<Mutex<Option<String>>>, software: bool) -> Result<GpuNetwork> {
+/// The network on WebGPU, with the faster kernels for the adapter and their measured GFLOP/s
+/// (see `gpu::fastest_kernels`; `software`: a fallback adapter).
+async fn open_gpu(net: &Network, lost: &Arc<Mutex<Option<String>>>, software: bool) -> Result<(GpuNetwork, f64)> {
     let gpu = Gpu::new().await?;
     let on_lost = lost.clone();
     gpu.device.set_device_lost_callback(move |reason, message| {
@@ -158,8 +157,8 @@ async fn open_gpu(net: &Network, lost: &Arc<Mutex<Option<String>>>, software: bo
         web_sys::console::error_1(&format!("bit50: WebGPU error: {e}").into());
         on_error.lock().unwrap().get_or_insert_with(|| format!("WebGPU error: {e}"));
     }));
-    let kernels = if software { ConvKernels::Registers } else { crate::gpu::fastest_kernels(&gpu, now_ms).await? };
-    GpuNetwork::new(gpu, net, kernels).await
+    let (kernels, gflops) = crate::gpu::fastest_kernels(&gpu, software, now_ms).await?;
+    Ok((GpuNetwork::new(gpu, net, kernels).await?, gflops))
 }
 
 enum Backend {

@@ -112,7 +112,7 @@ async function loadModel(url) {
   badge.hidden = false;
   badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
   badge.className = `badge ${info.backend === 'webgpu' ? 'ok' : 'warn'}`;
-  // On a software WebGPU adapter the CPU path was measured faster and chosen: no warning then.
+  // Where the CPU path was measured faster than this WebGPU adapter and chosen: no warning then.
   const measured = /measured at load/.test(info.fallback_reason || '');
   $('adapter').textContent = info.backend === 'webgpu' ? info.adapter : `the CPU, in WebAssembly${measured ? '' : ' (slower)'}: ${info.fallback_reason || ''}`;
   $('weights-source').textContent = info.fromCache

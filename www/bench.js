@@ -221,8 +221,7 @@ function report(result) {
     }
   };
   ratio('ours-webgpu', 'ort-webgpu', 'warm speed-up of ours-webgpu over ORT webgpu (target >= 2)', 2);
-  // On a software or compatibility-mode adapter, backend 'auto' times our two paths at load and
-  // keeps the faster: that is what a page gets there.
+  // Backend 'auto' times our two paths at load and keeps the faster: what a page gets here.
   const auto = ['ours-webgpu', 'ours-cpu'].filter((n) => by[n]).sort((x, y) => by[x].median - by[y].median)[0];
   if (auto) by[`ours-auto (= ${auto})`] = by[auto];
   ratio(`ours-auto (= ${auto})`, 'ort-wasm', `warm speed-up of what backend 'auto' runs over ORT wasm (target > 1 where WebGPU is a software fallback; adapter flagged fallback: ${result.adapter.fallback})`, 1);

@@ -251,11 +251,8 @@ async function loadModel(url, backend, onProgress) {
     if (choice === 'auto' && !adapter && !fallback) {
       choice = 'cpu';
       reason = 'WebGPU is not available: the browser offered no adapter (it may be disabled or blocklisted)';
-    } else if (choice === 'auto' && (software || compatibility)) {
-      // A software adapter (SwiftShader), or a compatibility-mode one (possibly an emulator too):
-      // the WebAssembly path may be faster; time both.
-      choice = 'measure';
     }
+    // With 'auto', the wasm side times WebGPU and the CPU path briefly and keeps the faster.
   }
   try {
     engine?.free();

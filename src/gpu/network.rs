@@ -604,19 +604,22 @@ pub async fn matmul_gflops(gpu: &Gpu, kernels: ConvKernels, (side, k, n): (usize
     Ok(2.0 * (side * side * k * n * repeats.max(1)) as f64 / times[times.len() / 2].max(1e-3) / 1e6)
 }
 
-/// The faster convolution kernel on this adapter, timed at load on a stage-2-sized product
-/// (3136 x 256 x 256). CPU devices, and anything under 20 GFLOP/s with the register kernel
-/// (emulators, where barriers cost 5-20x), keep the register kernel without timing the
-/// tiled one. Costs a few milliseconds on a GPU.
-pub async fn fastest_kernels(gpu: &Gpu, now: impl Fn() -> f64) -> Result<ConvKernels> {
-    if gpu.adapter.device_type == wgpu::DeviceType::Cpu {
-        return Ok(ConvKernels::Registers);
+/// The faster convolution kernel on this adapter, and the GFLOP/s it reached, timed at load on a
+/// stage-2-sized product (3136 x 256 x 256). Software adapters (`software`, or a CPU device),
+/// and anything under 20 GFLOP/s with the register kernel, keep the register kernel without
+/// timing the tiled one: barriers cost 5-20x on emulators. Costs a few milliseconds on a GPU,
+/// about 0.3 s on a software one (a smaller product there).
+pub async fn fastest_kernels(gpu: &Gpu, software: bool, now: impl Fn() -> f64) -> Result<(ConvKernels, f64)> {
+    if software || gpu.adapter.device_type == wgpu::DeviceType::Cpu {
+        let gflops = matmul_gflops(gpu, ConvKernels::Registers, (16, 256, 256), 4, 3, &now).await?;
+        return Ok((ConvKernels::Registers, gflops));
     }
     let shape = (56, 256, 256);
-    if matmul_gflops(gpu, ConvKernels::Registers, shape, 1, 2, &now).await? < 20.0 {
-        return Ok(ConvKernels::Registers);
+    let first = matmul_gflops(gpu, ConvKernels::Registers, shape, 1, 2, &now).await?;
+    if first < 20.0 {
+        return Ok((ConvKernels::Registers, first));
     }
     let registers = matmul_gflops(gpu, ConvKernels::Registers, shape, 8, 3, &now).await?;
     let tiled = matmul_gflops(gpu, ConvKernels::Tiled, shape, 8, 3, &now).await?;
-    Ok(if tiled > registers { ConvKernels::Tiled } else { ConvKernels::Registers })
+    Ok(if tiled > registers { (ConvKernels::Tiled, tiled) } else { (ConvKernels::Registers, registers) })
 }
