@@ -221,17 +221,20 @@ fn channel_sums<const SQUARE: bool>(data: &[f32], center: &[f32]) -> Vec<f64> {
 }
 
 /// This path's matrix-multiply throughput: a 1x1 convolution over `side x side` pixels,
-/// (side², k) x (k, n). Median GFLOP/s over `runs`; `now` is a clock in milliseconds.
+/// (side², k) x (k, n). Median GFLOP/s over `runs`, after untimed runs that warm it up (in a
+/// browser the first calls run baseline-compiled code, several times slower, until the
+/// optimizing compiler's version is ready); `now` is a clock in milliseconds.
 pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn() -> f64) -> f64 {
     let x = Activation { h: side, w: side, c: k, data: vec![0.5; side * side * k] };
     let mut conv = Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight: vec![0.01; k * n] };
     pack(&mut conv);
-    let mut times: Vec<f64> = (0..runs.max(1))
+    let mut times: Vec<f64> = (0..runs.max(1) + 2)
         .map(|_| {
             let started = now();
             std::hint::black_box(conv2d(&x, &conv, None));
             now() - started
         })
+        .skip(2)
         .collect();
     times.sort_by(f64::total_cmp);
     2.0 * (side * side * k * n) as f64 / times[times.len() / 2].max(1e-3) / 1e6
