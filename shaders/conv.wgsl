@@ -76,15 +76,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var i = 0u; i < 4u; i++) {
         let pixel = group * 4u + i;
         if (pixel < pixels) {
-            let at = pixel * p.cout4 + co4;
-            var out = acc[i];
-            var out2 = acc2[i];
-            if (ADD_RESIDUAL) {
-                out += residual[at];
-                out2 += residual[at + 1u];
-            }
-            dst[at] = out;
-            dst[at + 1u] = out2;
+            store_outputs(pixel * p.cout4 + co4, acc[i], acc2[i]);
         }
     }
 }

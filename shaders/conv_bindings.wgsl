@@ -1,5 +1,5 @@
 // The convolutions' shared interface (prepended to conv.wgsl and conv_tiled.wgsl by
-// src/gpu/network.rs): the specialization constants, parameters and bindings.
+// src/gpu/network.rs): the specialization constants, parameters, bindings and the epilogue.
 //
 // The kernel size is a pipeline constant so that loops unroll and a 1x1 convolution
 // (no padding) drops the bounds checks.
@@ -28,3 +28,15 @@ struct Params {
 @group(0) @binding(3) var<storage, read> affine: array<vec4<f32>>;   // scale[cin4], then shift[cin4]
 @group(0) @binding(4) var<storage, read> residual: array<vec4<f32>>; // [out_h][out_w][cout4]
 @group(0) @binding(5) var<storage, read_write> dst: array<vec4<f32>>;
+
+// One output pixel's 8 channels (two vec4 from vec4 index `at`), plus the residual.
+fn store_outputs(at: u32, out: vec4<f32>, out2: vec4<f32>) {
+    var a = out;
+    var b = out2;
+    if (ADD_RESIDUAL) {
+        a += residual[at];
+        b += residual[at + 1u];
+    }
+    dst[at] = a;
+    dst[at + 1u] = b;
+}

@@ -95,15 +95,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var i = 0u; i < 4u; i++) {
         let pixel = first_pixel + my_pixel + i;
         if (pixel < pixels && co4 < p.cout4) {
-            let at = pixel * p.cout4 + co4;
-            var out = acc[i];
-            var out2 = acc2[i];
-            if (ADD_RESIDUAL) {
-                out += residual[at];
-                out2 += residual[at + 1u];
-            }
-            dst[at] = out;
-            dst[at + 1u] = out2;
+            store_outputs(pixel * p.cout4 + co4, acc[i], acc2[i]);
         }
     }
 }
