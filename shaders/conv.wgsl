@@ -7,7 +7,7 @@
 // so a pre-activation bottleneck never writes its normalized activations out.
 // Padding pads the normalized input with zeros, so padded taps are simply skipped.
 
-// Constants, parameters and bindings: conv_bindings.wgsl.
+// Constants, parameters, bindings and helpers: conv_bindings.wgsl.
 override WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -20,6 +20,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let pixels = p.out_h * p.out_w;
+    let image = gid.z;
+    let src_base = image * p.in_h * p.in_w * p.cin4;
+    let affine_base = image * 2u * p.cin4;
 
     // Top-left input coordinate of each of the 4 output pixels (the last group may repeat a pixel).
     var oy: array<i32, 4>;
@@ -56,27 +59,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 var scale = vec4<f32>(1.0);
                 var shift = vec4<f32>(0.0);
                 if (NORM_INPUT) {
-                    scale = affine[c4];
-                    shift = affine[p.cin4 + c4];
+                    scale = affine[affine_base + c4];
+                    shift = affine[affine_base + p.cin4 + c4];
                 }
                 for (var i = 0u; i < 4u; i++) {
                     if (base[i] >= 0) {
-                        var v = src[u32(base[i]) + c4];
+                        var v = vec4<f32>(src[src_base + u32(base[i]) + c4]);
                         if (NORM_INPUT) {
                             v = max(v * scale + shift, vec4<f32>(0.0));
                         }
-                        acc[i] += v.x * w0 + v.y * w1 + v.z * w2 + v.w * w3;
-                        acc2[i] += v.x * u0 + v.y * u1 + v.z * u2 + v.w * u3;
+                        acc[i] = madd(acc[i], v, w0, w1, w2, w3);
+                        acc2[i] = madd(acc2[i], v, u0, u1, u2, u3);
                     }
                 }
             }
         }
     }
 
+    let dst_base = image * pixels * p.cout4;
     for (var i = 0u; i < 4u; i++) {
         let pixel = group * 4u + i;
         if (pixel < pixels) {
-            store_outputs(pixel * p.cout4 + co4, acc[i], acc2[i]);
+            store_outputs(dst_base + pixel * p.cout4 + co4, acc[i], acc2[i]);
         }
     }
 }

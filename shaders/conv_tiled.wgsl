@@ -6,20 +6,23 @@
 // memory once per workgroup instead of once per invocation.
 //
 // Needs input channels in multiples of 16 (the
-// stem, with 3, uses conv.wgsl). Dispatch: (ceil(cout / 64), ceil(out_h * out_w / 32)).
+// stem, with 3, uses conv.wgsl). Dispatch: (ceil(cout / 64), ceil(out_h * out_w / 32), images).
 
-// Constants, parameters and bindings: conv_bindings.wgsl.
+// Constants, parameters, bindings and helpers: conv_bindings.wgsl.
 
 const TILE_PIXELS: u32 = 32u;
 const TILE_COUT4: u32 = 16u;  // 64 output channels
 const STEP_CIN4: u32 = 4u;    // 16 input channels per step
 
 var<workgroup> staged_input: array<vec4<f32>, 128>;   // [TILE_PIXELS][STEP_CIN4]
-var<workgroup> staged_weight: array<vec4<f32>, 256>;  // [STEP_CIN4 * 4][TILE_COUT4]
+var<workgroup> staged_weight: array<act4, 256>;       // [STEP_CIN4 * 4][TILE_COUT4]
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let pixels = p.out_h * p.out_w;
+    let image = wg.z;
+    let src_base = image * p.in_h * p.in_w * p.cin4;
+    let affine_base = image * 2u * p.cin4;
     let first_pixel = wg.y * TILE_PIXELS;
     let first_co4 = wg.x * TILE_COUT4;
     // This invocation's outputs within the tile.
@@ -53,17 +56,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                     let c4 = chunk + slot % STEP_CIN4;
                     var v = vec4<f32>(0.0);
                     if (base[s] >= 0) {
-                        v = src[u32(base[s]) + c4];
-                        if (NORM_INPUT) {
-                            v = max(v * affine[c4] + affine[p.cin4 + c4], vec4<f32>(0.0));
-                        }
+                        v = normalized(src[src_base + u32(base[s]) + c4], c4, affine_base);
                     }
                     staged_input[slot] = v;
                 }
                 for (var s = 0u; s < 4u; s++) {
                     let slot = lid + s * 64u;
                     let co4 = first_co4 + slot % TILE_COUT4;
-                    var w = vec4<f32>(0.0);
+                    var w = act4(0.0);
                     if (co4 < p.cout4) {
                         w = weight[(tap + chunk * 4u + slot / TILE_COUT4) * p.cout4 + co4];
                     }
@@ -82,8 +82,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                     let u3 = staged_weight[row + 1u + 3u * TILE_COUT4];
                     for (var i = 0u; i < 4u; i++) {
                         let v = staged_input[(my_pixel + i) * STEP_CIN4 + k4];
-                        acc[i] += v.x * w0 + v.y * w1 + v.z * w2 + v.w * w3;
-                        acc2[i] += v.x * u0 + v.y * u1 + v.z * u2 + v.w * u3;
+                        acc[i] = madd(acc[i], v, w0, w1, w2, w3);
+                        acc2[i] = madd(acc2[i], v, u0, u1, u2, u3);
                     }
                 }
                 workgroupBarrier();
@@ -92,10 +92,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 
     let co4 = first_co4 + my_co4;
+    let dst_base = image * pixels * p.cout4;
     for (var i = 0u; i < 4u; i++) {
         let pixel = first_pixel + my_pixel + i;
         if (pixel < pixels && co4 < p.cout4) {
-            store_outputs(pixel * p.cout4 + co4, acc[i], acc2[i]);
+            store_outputs(dst_base + pixel * p.cout4 + co4, acc[i], acc2[i]);
         }
     }
 }

@@ -1,7 +1,8 @@
-// GroupNorm statistics: one workgroup per group computes the mean and the biased
-// variance over the group's channels and all pixels (two passes, for accuracy), and
-// folds them with the affine weight and bias into a per-channel scale and shift.
-// The consumer applies relu(x * scale + shift) as it loads x.
+// GroupNorm statistics: one workgroup per group and image computes the mean and the biased
+// variance over the group's channels and all pixels (two passes, for accuracy, in f32
+// whatever the storage), and folds them with the affine weight and bias into a per-channel
+// scale and shift. The consumer applies relu(x * scale + shift) as it loads x.
+// `workgroup_sum` comes from reduce.wgsl or, where the device has subgroups, reduce_subgroups.wgsl.
 
 const WORKGROUP_SIZE: u32 = 256u;
 
@@ -17,48 +18,35 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;          // [pixels][channels]
-@group(0) @binding(2) var<storage, read> gamma: array<f32>;        // [channels]
-@group(0) @binding(3) var<storage, read> beta: array<f32>;         // [channels]
-@group(0) @binding(4) var<storage, read_write> affine: array<f32>; // scale[channels], then shift[channels]
-
-var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
-
-fn workgroup_sum(t: u32, value: f32) -> f32 {
-    partial[t] = value;
-    workgroupBarrier();
-    for (var width = WORKGROUP_SIZE / 2u; width > 0u; width = width / 2u) {
-        if (t < width) {
-            partial[t] += partial[t + width];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
+@group(0) @binding(1) var<storage, read> src: array<act>;           // [image][pixels][channels]
+@group(0) @binding(2) var<storage, read> gamma: array<f32>;         // [channels]
+@group(0) @binding(3) var<storage, read> beta: array<f32>;          // [channels]
+@group(0) @binding(4) var<storage, read_write> affine: array<f32>;  // per image: scale[channels], then shift[channels]
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let first = wid.x * p.per_group;
     let count = p.pixels * p.per_group;
+    let image = wid.z;
+    let base = image * p.pixels * p.channels + first;
 
     var sum = 0.0;
     for (var e = t; e < count; e += WORKGROUP_SIZE) {
-        sum += src[(e / p.per_group) * p.channels + first + e % p.per_group];
+        sum += f32(src[base + (e / p.per_group) * p.channels + e % p.per_group]);
     }
     let mean = workgroup_sum(t, sum) / f32(count);
 
     var squares = 0.0;
     for (var e = t; e < count; e += WORKGROUP_SIZE) {
-        let d = src[(e / p.per_group) * p.channels + first + e % p.per_group] - mean;
+        let d = f32(src[base + (e / p.per_group) * p.channels + e % p.per_group]) - mean;
         squares += d * d;
     }
     let inv_std = inverseSqrt(workgroup_sum(t, squares) / f32(count) + p.eps);
 
+    let out = image * 2u * p.channels;
     for (var c = first + t; c < first + p.per_group; c += WORKGROUP_SIZE) {
         let scale = gamma[c] * inv_std;
-        affine[c] = scale;
-        affine[p.channels + c] = beta[c] - mean * scale;
+        affine[out + c] = scale;
+        affine[out + p.channels + c] = beta[c] - mean * scale;
     }
 }

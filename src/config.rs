@@ -86,7 +86,7 @@ impl BitConfig {
 
     fn validate(&self, file: &str) -> Result<()> {
         let refuse = |field: &str, value: &dyn std::fmt::Debug, why: &str| {
-            Err(Error(format!("{file}: unsupported {field} = {value:?} ({why})")))
+            Err(Error::from(format!("{file}: unsupported {field} = {value:?} ({why})")))
         };
         if let Some(t) = &self.model_type {
             if t != "bit" {
@@ -238,7 +238,7 @@ impl PreprocessorConfig {
         let raw: RawPreprocessor = serde_json::from_value(json.clone())
             .context(|| format!("{file}: not an image processor config"))?;
         let refuse = |field: &str, value: &dyn std::fmt::Debug, why: &str| {
-            Err(Error(format!("{file}: unsupported {field} = {value:?} ({why})")))
+            Err(Error::from(format!("{file}: unsupported {field} = {value:?} ({why})")))
         };
         if !raw.do_resize {
             return refuse("do_resize", &false, "BiT resizes the short side");
@@ -266,7 +266,7 @@ impl PreprocessorConfig {
             match v {
                 None => Ok([default; 3]),
                 Some(v) if v.len() == 3 && v.iter().all(|x| x.is_finite()) => Ok([v[0], v[1], v[2]]),
-                Some(v) => Err(Error(format!("{file}: unsupported {field} = {v:?} (expected 3 finite numbers)"))),
+                Some(v) => Err(Error::from(format!("{file}: unsupported {field} = {v:?} (expected 3 finite numbers)"))),
             }
         };
         let (mean, std) = if raw.do_normalize {
@@ -323,7 +323,7 @@ mod tests {
         ] {
             let mut bad = c.clone();
             bad[field] = value;
-            let err = BitConfig::from_json(&bad, "x/config.json").unwrap_err().0;
+            let err = BitConfig::from_json(&bad, "x/config.json").unwrap_err().message;
             assert!(err.starts_with("x/config.json: unsupported ") && err.contains(field), "{err}");
         }
     }

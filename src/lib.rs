@@ -4,21 +4,25 @@
 //! The pipeline, one module per step:
 //! [`config`] (the published config files) -> [`weights`] (the web weight format and
 //! its converters) -> [`preprocess`] (image to tensor, as the reference processor) ->
-//! [`gpu`] (WGSL kernels) or [`cpu`] (blocked matrix products, the fallback) -> [`top_k`];
-//! [`reference`] is the plain CPU oracle both are tested against.
+//! [`gpu`] (WGSL kernels) or [`cpu`] (blocked matrix products, the fallback), chosen by
+//! [`engine`] -> [`top_k`]. [`reference`] is the plain CPU oracle both are tested against;
+//! [`layers`] holds the simple layers they share, [`parallel`] how the CPU splits work.
 
 pub mod config;
 pub mod cpu;
+pub mod engine;
 mod error;
 pub mod gpu;
+pub mod layers;
 pub mod model;
+pub mod parallel;
 pub mod preprocess;
 pub mod reference;
 pub mod weights;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use error::{Context, Error, Result};
+pub use error::{Context, Error, ErrorKind, Result, WithKind};
 
 /// One class of a prediction.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

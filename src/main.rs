@@ -2,10 +2,10 @@
 //! with the very same WGSL shaders the browser runs.
 
 use bit50::config::{bit50_defaults, parse_json, BitConfig};
-use bit50::cpu::CpuNetwork;
-use bit50::gpu::{fastest_kernels, Gpu, GpuNetwork};
-use bit50::model::Model;
-use bit50::weights::{self, convert, random, Dtype};
+use bit50::engine::{Backend, Engine, Options};
+use bit50::gpu::{ConvKernel, Gpu, Outputs, Precision, Want};
+use bit50::model::{Dtype, Model};
+use bit50::weights::{self, convert, random};
 use bit50::{bail, preprocess, top_k, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,18 +20,26 @@ USAGE:
       (model_state.pdparams), timm (safetensors or .bin) or the original BiT
       .npz. Without a config.json beside it, google/bit-50's config and
       preprocessing are assumed. Writes the web weight folder.
-  bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu|--gpu] IMAGE...
+  bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu|--gpu]
+                 [--batch N] [--precision f32|f16|f16-arithmetic] [--kernel registers|tiled] IMAGE...
   bit50 classify --model DIR [...] --pixels FILE.npy
       Top K classes per image (default 5), the time taken and what ran it. --json
       prints one object per line; --logits adds all logits; --embed the pooled
       features (as 'embedding'); --explain the class activation map of the top
       class (as 'heatmap': index, width, height, data); --pixels runs a stored
-      1x3xHxW float32 tensor, skipping preprocessing. It runs on the GPU, or on
-      the CPU path (the browser's fallback) where the only adapter is a CPU device
-      (Mesa's lavapipe) or there is none; --gpu or --cpu decides instead.
-  bit50 bench --model DIR [--runs N]
-      Load time, first and warm latency, GFLOP/s and GPU memory; per-layer GPU
-      time; the adapter's matmul peak; the CPU path's latency beside them.
+      1x3xHxW float32 tensor, skipping preprocessing. It runs on whichever of the
+      GPU and the CPU path (the browser's fallback) measures faster at load: the GPU
+      on a real one, the CPU path on a CPU device (Mesa's lavapipe) or without an
+      adapter; --gpu or --cpu decides instead. On the GPU, up to --batch images
+      (default 8) go through in one submission; --precision and --kernel choose the
+      GPU kernels (default: timed at load; f16 where the adapter has shader-f16 and
+      the weights were stored in f16 or int8).
+  bit50 bench --model DIR [--runs N] [--batch N] [--json] [--cpu|--gpu] [--precision P] [--kernel K]
+      Load time, first and warm latency, images per second, GFLOP/s and GPU memory;
+      per-layer GPU time; the adapter's matmul peak; the CPU path's latency beside
+      them. --json prints one object per configuration measured (each GPU kernel
+      and precision, and the CPU path): adapter, backend, kernel, dtype, batch,
+      first_ms, warm_ms, images_per_s, gpu_memory_mb.
   bit50 random-model --out DIR [--seed N] [--like FOLDER]
       Writes a Hugging Face folder with seeded random weights in google/bit-50's
       layout (or FOLDER's config.json and preprocessor_config.json), for tests
@@ -50,6 +58,11 @@ macro_rules! say {
 }
 
 fn main() {
+    // Mesa's device-select layer warns on stderr where no display is around, though nothing
+    // failed; users and scripts read that as an error.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(true) => {}
@@ -114,8 +127,12 @@ fn run(args: &[String]) -> Result<bool> {
     let rest = &args[1..];
     match command.as_str() {
         "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
-        "classify" => cmd_classify(&Args::parse(rest, &["--model", "--top", "--pixels"], &["--json", "--logits", "--embed", "--explain", "--cpu", "--gpu"])?),
-        "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs"], &[])?),
+        "classify" => cmd_classify(&Args::parse(
+            rest,
+            &["--model", "--top", "--pixels", "--batch", "--precision", "--kernel"],
+            &["--json", "--logits", "--embed", "--explain", "--cpu", "--gpu"],
+        )?),
+        "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs", "--batch", "--precision", "--kernel"], &["--json", "--cpu", "--gpu"])?),
         "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
         "-h" | "--help" | "help" => {
             say!("{USAGE}");
@@ -152,80 +169,6 @@ fn cmd_convert(args: &Args) -> Result<bool> {
     Ok(true)
 }
 
-/// Either the GPU network or the CPU path, behind one call.
-enum Engine {
-    Gpu(Box<GpuNetwork>),
-    Cpu(CpuNetwork),
-}
-
-/// What `classify` runs on.
-#[derive(PartialEq)]
-enum Choice {
-    /// The GPU; the CPU path when the only adapter is a CPU device (Mesa's lavapipe), where
-    /// it is several times faster, or when there is no adapter at all.
-    Auto,
-    Gpu,
-    Cpu,
-}
-
-impl Engine {
-    fn new(model: &Model, choice: Choice) -> Result<Self> {
-        let cpu = || Engine::Cpu(CpuNetwork::new(model.network.clone()));
-        if choice == Choice::Cpu {
-            return Ok(cpu());
-        }
-        match pollster::block_on(Gpu::new()) {
-            Ok(gpu) if choice == Choice::Auto && gpu.adapter.device_type == wgpu::DeviceType::Cpu => Ok(cpu()),
-            Ok(gpu) => Ok(Engine::Gpu(Box::new(open_network(gpu, model)?))),
-            Err(_) if choice == Choice::Auto => Ok(cpu()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// "gpu" or "cpu path", for the output.
-    fn name(&self) -> &'static str {
-        match self {
-            Engine::Gpu(_) => "gpu",
-            Engine::Cpu(_) => "cpu path",
-        }
-    }
-
-    /// The logits, and with `embed` the pooled features, with `explain` the class
-    /// activation map of the most probable class.
-    fn run(&mut self, model: &Model, pixels: &[f32], embed: bool, explain: bool) -> Result<Outputs> {
-        let top1 = |logits: &[f32]| top_k(logits, &model.labels, 1)[0].index;
-        match self {
-            Engine::Gpu(net) => {
-                let (logits, embedding) = if embed {
-                    let (logits, pooled) = pollster::block_on(net.embed(pixels))?;
-                    (logits, Some(pooled))
-                } else {
-                    (pollster::block_on(net.logits(pixels))?, None)
-                };
-                let heatmap = match explain {
-                    true => Some((top1(&logits), pollster::block_on(net.explain(pixels, top1(&logits)))?.1)),
-                    false => None,
-                };
-                Ok(Outputs { logits, embedding, heatmap })
-            }
-            Engine::Cpu(net) => {
-                let out = net.forward(pixels);
-                let class = top1(&out.logits);
-                let heatmap = explain.then(|| (class, net.class_map(&out, class)));
-                Ok(Outputs { embedding: embed.then(|| out.pooled.clone()), heatmap, logits: out.logits })
-            }
-        }
-    }
-}
-
-/// What one image gave.
-struct Outputs {
-    logits: Vec<f32>,
-    embedding: Option<Vec<f32>>,
-    /// (class, row-major square map)
-    heatmap: Option<(usize, Vec<f32>)>,
-}
-
 /// How to print results.
 struct Printing<'a> {
     labels: &'a [String],
@@ -237,7 +180,7 @@ struct Printing<'a> {
 fn cmd_classify(args: &Args) -> Result<bool> {
     let model = weights::load_dir(Path::new(args.required("--model")?))?;
     let printing = Printing { labels: &model.labels, k: args.number("--top", 5)?.max(1), json: args.flag("--json"), logits: args.flag("--logits") };
-    let (embed, explain) = (args.flag("--embed"), args.flag("--explain"));
+    let want = Want { pooled: args.flag("--embed"), class_map: args.flag("--explain").then_some(None), taps: false };
     let pixels_file = args.value("--pixels");
     if pixels_file.is_some() != args.positional.is_empty() {
         bail!("classify takes either images or --pixels FILE.npy\n\n{USAGE}");
@@ -255,49 +198,82 @@ fn cmd_classify(args: &Args) -> Result<bool> {
         }
         None => None,
     };
-    let choice = match (args.flag("--cpu"), args.flag("--gpu")) {
-        (true, true) => bail!("classify takes --cpu or --gpu, not both"),
-        (true, false) => Choice::Cpu,
-        (false, true) => Choice::Gpu,
-        (false, false) => Choice::Auto,
-    };
-    let mut engine = Engine::new(&model, choice)?;
+    let mut options = engine_options(args)?;
+    options.batch = args.number("--batch", 8)?.clamp(1, 256);
+    let mut engine = open_engine(&model, &options)?;
     let inputs: Vec<String> = match &stored {
         Some((file, _)) => vec![file.clone()],
         None => args.positional.clone(),
     };
     let mut all_ok = true;
-    for input in &inputs {
-        let started = Instant::now();
-        let result = match &stored {
-            Some((_, values)) => engine.run(&model, values, embed, explain),
-            None => preprocess::open(Path::new(input))
-                .and_then(|img| engine.run(&model, &preprocess::preprocess(&img, &model.preprocessor), embed, explain)),
-        };
-        let ms = started.elapsed().as_secs_f64() * 1e3;
-        match result {
-            Ok(outputs) => print_prediction(input, &outputs, &printing, ms, engine.name()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                all_ok = false;
+    // Up to a batch of images at a time: decoded, then run in one submission.
+    for chunk in inputs.chunks(engine.batch()) {
+        let mut ready = Vec::new();
+        for input in chunk {
+            let started = Instant::now();
+            let pixels = match &stored {
+                Some((_, values)) => Ok(values.clone()),
+                None => preprocess::open(Path::new(input)).map(|img| preprocess::preprocess(&img, &model.preprocessor)),
+            };
+            match pixels {
+                Ok(p) => ready.push((input, p, started.elapsed().as_secs_f64() * 1e3)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    all_ok = false;
+                }
             }
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        let images: Vec<&[f32]> = ready.iter().map(|(_, p, _)| p.as_slice()).collect();
+        let outputs = pollster::block_on(engine.run(&images, want))?;
+        // Each image's time: its own decoding, and its share of the batch.
+        let share = started.elapsed().as_secs_f64() * 1e3 / ready.len() as f64;
+        for ((input, _, decode_ms), out) in ready.iter().zip(&outputs) {
+            print_prediction(input, out, &printing, decode_ms + share, engine.backend());
         }
     }
     Ok(all_ok)
 }
 
-fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64, engine: &str) {
+/// `--cpu`, `--gpu`, `--precision`, `--kernel` as engine options.
+fn engine_options(args: &Args) -> Result<Options> {
+    let backend = match (args.flag("--cpu"), args.flag("--gpu")) {
+        (true, true) => bail!("--cpu or --gpu, not both"),
+        (true, false) => Backend::Cpu,
+        (false, true) => Backend::Gpu,
+        (false, false) => Backend::Auto,
+    };
+    let precision = args.value("--precision").map(Precision::parse).transpose()?;
+    let conv = match args.value("--kernel") {
+        None => None,
+        Some("registers") => Some(ConvKernel::Registers),
+        Some("tiled") => Some(ConvKernel::Tiled),
+        Some(other) => bail!("--kernel {other:?}: expected registers or tiled"),
+    };
+    Ok(Options { backend, precision, conv, ..Options::default() })
+}
+
+fn open_engine(model: &Model, options: &Options) -> Result<Engine> {
+    let clock = Instant::now();
+    pollster::block_on(Engine::open(model.network.clone(), model.stored, options, |_| {}, || clock.elapsed().as_secs_f64() * 1e3))
+}
+
+fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64, backend: &str) {
+    let engine = if backend == "gpu" { "gpu" } else { "cpu path" };
     let top = top_k(&out.logits, printing.labels, printing.k);
-    let side = out.heatmap.as_ref().map(|(_, map)| (map.len() as f64).sqrt() as usize).unwrap_or(0);
+    let side = out.class_map.as_ref().map(|(_, map)| (map.len() as f64).sqrt() as usize).unwrap_or(0);
     if printing.json {
         let mut line = serde_json::json!({ "input": input, "top": top, "ms": (ms * 1000.0).round() / 1000.0, "engine": engine });
         if printing.logits {
             line["logits"] = serde_json::json!(out.logits);
         }
-        if let Some(embedding) = &out.embedding {
+        if let Some(embedding) = &out.pooled {
             line["embedding"] = serde_json::json!(embedding);
         }
-        if let Some((index, map)) = &out.heatmap {
+        if let Some((index, map)) = &out.class_map {
             line["heatmap"] = serde_json::json!({ "index": index, "width": side, "height": side, "data": map });
         }
         say!("{line}");
@@ -311,77 +287,139 @@ fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64, en
     if printing.logits {
         say!("  logits: [{}]", list(&out.logits));
     }
-    if let Some(embedding) = &out.embedding {
+    if let Some(embedding) = &out.pooled {
         say!("  embedding ({} values): [{}]", embedding.len(), list(embedding));
     }
-    if let Some((index, map)) = &out.heatmap {
+    if let Some((index, map)) = &out.class_map {
         say!("  heatmap of class {index} ({side}x{side}, row-major): [{}]", list(map));
+    }
+}
+
+/// Latencies of one engine on a batch: the first run, then `runs` more.
+struct Timing {
+    first_ms: f64,
+    /// Sorted.
+    warm_ms: Vec<f64>,
+}
+
+impl Timing {
+    fn measure(engine: &mut Engine, images: &[&[f32]], runs: usize) -> Result<Self> {
+        let mut once = || -> Result<f64> {
+            let t = Instant::now();
+            pollster::block_on(engine.run(images, Want::default()))?;
+            Ok(t.elapsed().as_secs_f64() * 1e3)
+        };
+        let first_ms = once()?;
+        let mut warm_ms = (0..runs).map(|_| once()).collect::<Result<Vec<_>>>()?;
+        warm_ms.sort_by(f64::total_cmp);
+        Ok(Timing { first_ms, warm_ms })
+    }
+
+    fn median(&self) -> f64 {
+        self.warm_ms[self.warm_ms.len() / 2]
     }
 }
 
 fn cmd_bench(args: &Args) -> Result<bool> {
     let runs = args.number("--runs", 10)?.max(1);
+    let batch = args.number("--batch", 1)?.clamp(1, 1024);
     let started = Instant::now();
     let model = weights::load_dir(Path::new(args.required("--model")?))?;
     let read = started.elapsed();
-    let gpu = pollster::block_on(Gpu::new())?;
-    let adapter = gpu.describe();
-    let mut net = open_network(gpu, &model)?;
-    let load = started.elapsed();
-    let pixels = random::input(7, model.network.image_size);
-    let first_started = Instant::now();
-    pollster::block_on(net.logits(&pixels))?;
-    let first = first_started.elapsed().as_secs_f64() * 1e3;
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            pollster::block_on(net.logits(&pixels)).map(|_| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_>>()?;
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let options = Options { batch, ..engine_options(args)? };
     let size = model.network.image_size;
-    say!("model      {} ({size}x{size}, {} classes)", model.name, model.labels.len());
-    say!("adapter    {adapter}, {:?} convolution kernels", net.kernels());
-    say!("load       {:.0} ms (weights read and checked {:.0} ms)", load.as_secs_f64() * 1e3, read.as_secs_f64() * 1e3);
-    say!("first      {first:.1} ms");
-    say!("warm       {median:.1} ms median of {runs} (min {:.1}, max {:.1})", times[0], times[times.len() - 1]);
-    let gflops = net.flops() / median / 1e6;
-    say!("compute    {gflops:.2} GFLOP/s ({:.2} GFLOP per image, {} dispatches, 1 submit)", net.flops() / 1e9, net.dispatch_count());
-    say!("gpu memory {:.1} MB in buffers", net.gpu.allocated_bytes() as f64 / 1e6);
-    if let Some(layers) = pollster::block_on(net.profile(&pixels))? {
-        let total: f64 = layers.iter().map(|(_, ms)| ms).sum();
-        say!("per layer  (GPU timestamps, one run: {total:.1} ms)");
-        for (kind, ms) in layers {
-            say!("           {ms:>9.1} ms {:>5.1}%  {kind}", 100.0 * ms / total);
-        }
+    let inputs: Vec<Vec<f32>> = (0..batch).map(|i| random::input(7 + i as u64, size)).collect();
+    let images: Vec<&[f32]> = inputs.iter().map(|p| p.as_slice()).collect();
+    if args.flag("--json") {
+        return bench_json(&model, &options, &images, runs);
     }
-    // The same adapter's reachable peak: the convolution kernel as a plain 1024^3 matrix multiply.
-    let clock = Instant::now();
-    let shape = (32, 1024, 1024);
-    let peak = pollster::block_on(bit50::gpu::matmul_gflops(&net.gpu, net.kernels(), shape, 1, 5, || clock.elapsed().as_secs_f64() * 1e3))?;
-    say!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
-    // The CPU path (the browser's fallback, classify --cpu) on the same input, for comparison.
-    let cpu = CpuNetwork::new(model.network.clone());
-    let mut cpu_times: Vec<f64> = (0..runs.min(3))
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(cpu.forward(&pixels));
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    cpu_times.sort_by(f64::total_cmp);
-    let cpu_ms = cpu_times[cpu_times.len() / 2];
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    say!("cpu path   {cpu_ms:.1} ms median of {} ({:.2} GFLOP/s, {threads} threads)", cpu_times.len(), net.flops() / cpu_ms / 1e6);
+    say!("model      {} ({size}x{size}, {} classes, {:?} weights)", model.name, model.labels.len(), model.stored);
+    if options.backend != Backend::Cpu {
+        let mut engine = open_engine(&model, &Options { backend: Backend::Gpu, ..options.clone() })?;
+        let load = started.elapsed();
+        let timing = Timing::measure(&mut engine, &images, runs)?;
+        let net = engine.gpu().expect("the GPU was asked for");
+        let median = timing.median();
+        say!("adapter    {}, {} convolution kernels", net.gpu.describe(), net.variant().describe());
+        say!("load       {:.0} ms (weights read and checked {:.0} ms)", load.as_secs_f64() * 1e3, read.as_secs_f64() * 1e3);
+        say!("first      {:.1} ms (batch of {batch})", timing.first_ms);
+        say!("warm       {median:.1} ms median of {runs} (min {:.1}, max {:.1})", timing.warm_ms[0], timing.warm_ms[runs - 1]);
+        if net.capacity() < batch {
+            say!("batch      {batch} images, {} per submission (the adapter's storage binding limit)", net.capacity());
+        }
+        say!("throughput {:.2} images/s", batch as f64 / median * 1e3);
+        let gflops = batch as f64 * net.flops() / median / 1e6;
+        say!("compute    {gflops:.2} GFLOP/s ({:.2} GFLOP per image, {} dispatches, 1 submit)", net.flops() / 1e9, net.dispatch_count());
+        say!("gpu memory {:.1} MB in buffers", net.gpu.allocated_bytes() as f64 / 1e6);
+        if let Some(layers) = pollster::block_on(engine.profile(images[0]))? {
+            let total: f64 = layers.iter().map(|(_, ms)| ms).sum();
+            say!("per layer  (GPU timestamps, one image: {total:.1} ms)");
+            for (kind, ms) in layers {
+                say!("           {ms:>9.1} ms {:>5.1}%  {kind}", 100.0 * ms / total);
+            }
+        }
+        // The same adapter's reachable peak: the convolution kernel as a plain 1024^3 matrix multiply.
+        let net = engine.gpu().expect("the GPU was asked for");
+        let clock = Instant::now();
+        let peak = pollster::block_on(bit50::gpu::matmul_gflops(&net.gpu, net.variant(), (32, 1024, 1024), 1, 5, || clock.elapsed().as_secs_f64() * 1e3))?;
+        say!("matmul     {peak:.2} GFLOP/s (1024x1024x1024, same kernel); network at {:.0}% of it", 100.0 * gflops / peak);
+    }
+    if options.backend != Backend::Gpu {
+        // The CPU path (the browser's fallback, classify --cpu) on the same input.
+        let mut cpu = open_engine(&model, &Options { backend: Backend::Cpu, batch: 1, ..options.clone() })?;
+        let timing = Timing::measure(&mut cpu, &images[..1], runs.min(3))?;
+        let ms = timing.median();
+        say!("cpu path   {ms:.1} ms median of {} ({:.2} GFLOP/s, {} threads)", timing.warm_ms.len(), model.network.flops() / ms / 1e6, bit50::parallel::threads());
+    }
     Ok(true)
 }
 
-/// The network on `gpu`, with the convolution kernel that is faster there.
-fn open_network(gpu: Gpu, model: &Model) -> Result<GpuNetwork> {
-    let clock = Instant::now();
-    let (kernels, _) = pollster::block_on(fastest_kernels(&gpu, false, || clock.elapsed().as_secs_f64() * 1e3))?;
-    pollster::block_on(GpuNetwork::new(gpu, &model.network, kernels))
+/// `bench --json`: one object per configuration measured (each GPU kernel and precision the
+/// adapter runs, unless --kernel or --precision choose; the CPU path), one per line.
+fn bench_json(model: &Model, options: &Options, images: &[&[f32]], runs: usize) -> Result<bool> {
+    let mut configurations = Vec::new();
+    if options.backend != Backend::Cpu {
+        let features = pollster::block_on(Gpu::new(options.features))?.features;
+        let precisions: Vec<Precision> = match options.precision {
+            Some(p) => vec![p],
+            None if features.f16 => vec![Precision::F32, Precision::F16, Precision::F16Arithmetic],
+            None => vec![Precision::F32],
+        };
+        let convs = options.conv.map_or(vec![ConvKernel::Registers, ConvKernel::Tiled], |c| vec![c]);
+        for conv in convs {
+            for &precision in &precisions {
+                configurations.push(Options { backend: Backend::Gpu, conv: Some(conv), precision: Some(precision), ..options.clone() });
+            }
+        }
+    }
+    if options.backend != Backend::Gpu {
+        configurations.push(Options { backend: Backend::Cpu, ..options.clone() });
+    }
+    for config in configurations {
+        let started = Instant::now();
+        let mut engine = open_engine(model, &config)?;
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        let timing = Timing::measure(&mut engine, images, runs)?;
+        let warm_ms = timing.median();
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        let line = match engine.gpu() {
+            Some(net) => serde_json::json!({
+                "adapter": net.gpu.describe(), "backend": "gpu", "kernel": net.variant().conv.name(),
+                "dtype": net.variant().precision.name(), "subgroups": net.variant().subgroups,
+                "batch": images.len(), "per_submission": net.capacity(),
+                "load_ms": round(load_ms), "first_ms": round(timing.first_ms), "warm_ms": round(warm_ms),
+                "images_per_s": round(images.len() as f64 / warm_ms * 1e3),
+                "gpu_memory_mb": round(net.gpu.allocated_bytes() as f64 / 1e6),
+            }),
+            None => serde_json::json!({
+                "adapter": format!("CPU ({} threads)", bit50::parallel::threads()), "backend": "cpu", "kernel": bit50::cpu::kernel_name(),
+                "dtype": "f32", "batch": images.len(), "load_ms": round(load_ms), "first_ms": round(timing.first_ms),
+                "warm_ms": round(warm_ms), "images_per_s": round(images.len() as f64 / warm_ms * 1e3), "gpu_memory_mb": null,
+            }),
+        };
+        say!("{line}");
+    }
+    Ok(true)
 }
 
 fn cmd_random_model(args: &Args) -> Result<bool> {

@@ -8,7 +8,8 @@
 //! - GroupNorm weight and bias: `[C]`.
 
 use crate::config::BitConfig;
-use crate::{bail, Result};
+use crate::{bail, Error, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A dense float tensor with its shape.
@@ -150,15 +151,16 @@ pub struct Network {
     /// `[features][classes]`.
     pub classifier_weight: Vec<f32>,
     pub classifier_bias: Vec<f32>,
+    classes: usize,
 }
 
 impl Network {
     pub fn features(&self) -> usize {
-        self.norm.weight.len()
+        self.stages.iter().flatten().last().map_or(self.stem.cout, |b| b.conv3.cout)
     }
 
     pub fn classes(&self) -> usize {
-        self.classifier_bias.len()
+        self.classes
     }
 
     /// Every convolution in execution order.
@@ -201,8 +203,18 @@ impl Network {
                 bail!("{source}: tensor {} has shape {:?}, expected {:?}", p.name, t.shape, want);
             }
         }
-        let mut take = |name: &str| tensors.remove(name).expect("checked above").data;
-        let mut conv = |name: &str, k: usize, stride: usize, cin: usize, cout: usize| Conv {
+        Ok(Self::build(config, image_size, &mut |name| tensors.remove(name).expect("checked above").data))
+    }
+
+    /// The network's structure without its weights (every weight vector empty): what the GPU
+    /// records its graph from before the weights arrive.
+    pub fn skeleton(config: &BitConfig, image_size: usize) -> Self {
+        Self::build(config, image_size, &mut |_| Vec::new())
+    }
+
+    /// The network for `config`, each parameter's data from `take(name)`.
+    fn build(config: &BitConfig, image_size: usize, take: &mut dyn FnMut(&str) -> Vec<f32>) -> Self {
+        let conv = |take: &mut dyn FnMut(&str) -> Vec<f32>, name: &str, k: usize, stride: usize, cin: usize, cout: usize| Conv {
             k,
             stride,
             pad: ((stride - 1) + (k - 1)) / 2,
@@ -210,7 +222,8 @@ impl Network {
             cout,
             weight: take(name),
         };
-        let stem = conv("bit.embedder.convolution.weight", 7, 2, 3, config.embedding_size);
+        let norm = |take: &mut dyn FnMut(&str) -> Vec<f32>, name: &str| GroupNorm { weight: take(&format!("{name}.weight")), bias: take(&format!("{name}.bias")) };
+        let stem = conv(take, "bit.embedder.convolution.weight", 7, 2, 3, config.embedding_size);
         let mut stages = Vec::new();
         for i in 0..config.num_stages() {
             let s = config.stage(i);
@@ -218,42 +231,28 @@ impl Network {
             for j in 0..s.depth {
                 let p = format!("bit.encoder.stages.{i}.layers.{j}");
                 let (cin, stride) = if j == 0 { (s.cin, s.stride) } else { (s.out, 1) };
-                let downsample = (j == 0).then(|| conv(&format!("{p}.downsample.conv.weight"), 1, stride, cin, s.out));
-                let conv1 = conv(&format!("{p}.conv1.weight"), 1, 1, cin, s.mid);
-                let conv2 = conv(&format!("{p}.conv2.weight"), 3, stride, s.mid, s.mid);
-                let conv3 = conv(&format!("{p}.conv3.weight"), 1, 1, s.mid, s.out);
-                blocks.push((p, downsample, conv1, conv2, conv3));
+                blocks.push(Block {
+                    downsample: (j == 0).then(|| conv(take, &format!("{p}.downsample.conv.weight"), 1, stride, cin, s.out)),
+                    norm1: norm(take, &format!("{p}.norm1")),
+                    conv1: conv(take, &format!("{p}.conv1.weight"), 1, 1, cin, s.mid),
+                    norm2: norm(take, &format!("{p}.norm2")),
+                    conv2: conv(take, &format!("{p}.conv2.weight"), 3, stride, s.mid, s.mid),
+                    norm3: norm(take, &format!("{p}.norm3")),
+                    conv3: conv(take, &format!("{p}.conv3.weight"), 1, 1, s.mid, s.out),
+                });
             }
             stages.push(blocks);
         }
-        let mut norm = |name: &str| GroupNorm { weight: take(&format!("{name}.weight")), bias: take(&format!("{name}.bias")) };
-        let stages = stages
-            .into_iter()
-            .map(|blocks| {
-                blocks
-                    .into_iter()
-                    .map(|(p, downsample, conv1, conv2, conv3)| Block {
-                        norm1: norm(&format!("{p}.norm1")),
-                        downsample,
-                        conv1,
-                        norm2: norm(&format!("{p}.norm2")),
-                        conv2,
-                        norm3: norm(&format!("{p}.norm3")),
-                        conv3,
-                    })
-                    .collect()
-            })
-            .collect();
-        let norm = norm("bit.norm");
-        Ok(Network {
+        Network {
             groups: config.num_groups,
             image_size,
             stem,
             stages,
-            norm,
+            norm: norm(take, "bit.norm"),
             classifier_weight: take("classifier.1.weight"),
             classifier_bias: take("classifier.1.bias"),
-        })
+            classes: config.num_classes(),
+        }
     }
 }
 
@@ -282,4 +281,29 @@ pub struct Model {
     pub labels: Vec<String>,
     pub preprocessor: crate::config::PreprocessorConfig,
     pub network: Network,
+    /// How its weights were stored (f16 and int8 models run in f16 on GPUs that have it).
+    pub stored: Dtype,
 }
+
+/// How weights are stored on disk (they are always f32 in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    F32,
+    F16,
+    /// Per-output-channel symmetric int8 for the large weights (see the module docs).
+    Int8,
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Dtype::F32),
+            "f16" => Ok(Dtype::F16),
+            "int8" => Ok(Dtype::Int8),
+            _ => bail!("--dtype {s:?}: expected f32, f16 or int8"),
+        }
+    }
+}
+

@@ -4,7 +4,7 @@
 //! with floor offsets, rescale and normalise (spec §6).
 
 use crate::config::PreprocessorConfig;
-use crate::{bail, Context, Result};
+use crate::{bail, Context, ErrorKind, Result, WithKind};
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use std::io::Cursor;
 
@@ -16,32 +16,32 @@ pub const MIN_SIDE: u32 = 16;
 /// Decodes JPEG, PNG, WebP, GIF (first frame) or BMP bytes into upright RGB.
 pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
     if bytes.is_empty() {
-        bail!("{source}: empty file, not an image");
+        bail!(NotImage, "{source}: empty file, not an image");
     }
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().context(|| format!("{source}: cannot read"))?;
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().context(|| format!("{source}: cannot read")).kind(ErrorKind::NotImage)?;
     if reader.format().is_none() {
-        bail!("{source}: not an image (expected JPEG, PNG, WebP, GIF or BMP)");
+        bail!(NotImage, "{source}: not an image (expected JPEG, PNG, WebP, GIF or BMP)");
     }
-    let mut decoder = reader.into_decoder().context(|| format!("{source}: cannot decode image"))?;
+    let mut decoder = reader.into_decoder().context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?;
     let (w, h) = decoder.dimensions();
     if w as u64 * h as u64 > MAX_PIXELS {
-        bail!("{source}: image is {w}x{h}, over the limit of {MAX_PIXELS} pixels");
+        bail!(TooLarge, "{source}: image is {w}x{h}, over the limit of {MAX_PIXELS} pixels");
     }
     if w < MIN_SIDE || h < MIN_SIDE {
-        bail!("{source}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
+        bail!(BadInput, "{source}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
     }
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     #[cfg(not(target_arch = "wasm32"))]
     let decoded = match jpeg::decode(bytes) {
         jpeg::Outcome::Decoded(img) => Some(img),
-        jpeg::Outcome::Corrupt(why) => bail!("{source}: truncated or corrupt JPEG ({why})"),
+        jpeg::Outcome::Corrupt(why) => bail!(DamagedImage, "{source}: truncated or corrupt JPEG ({why})"),
         jpeg::Outcome::NotJpeg => None,
     };
     #[cfg(target_arch = "wasm32")]
     let decoded = None;
     let mut img = match decoded {
         Some(rgb) => DynamicImage::ImageRgb8(rgb),
-        None => DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image"))?,
+        None => DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?,
     };
     img.apply_orientation(orientation);
     Ok(to_rgb_like_pil(img))
@@ -133,13 +133,13 @@ fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
 /// Builds an RGB image from RGBA pixels (what a browser's canvas gives).
 pub fn from_rgba(width: u32, height: u32, rgba: &[u8], source: &str) -> Result<RgbImage> {
     if width as u64 * height as u64 > MAX_PIXELS {
-        bail!("{source}: image is {width}x{height}, over the limit of {MAX_PIXELS} pixels");
+        bail!(TooLarge, "{source}: image is {width}x{height}, over the limit of {MAX_PIXELS} pixels");
     }
     if width < MIN_SIDE || height < MIN_SIDE {
-        bail!("{source}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
+        bail!(BadInput, "{source}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
     }
     if rgba.len() as u64 != width as u64 * height as u64 * 4 {
-        bail!("{source}: {} bytes of RGBA for {width}x{height}", rgba.len());
+        bail!(BadInput, "{source}: {} bytes of RGBA for {width}x{height}", rgba.len());
     }
     let rgb = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
     Ok(RgbImage::from_vec(width, height, rgb).expect("size checked"))

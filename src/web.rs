@@ -2,17 +2,16 @@
 //!
 //! JavaScript fetches the manifest and shards (with progress and the Cache Storage),
 //! hands each shard to a [`ModelLoader`], which checks its size and sha256, then
-//! [`build_engine`] turns the loader into an [`Engine`] on WebGPU, or on the CPU
-//! (cpu.rs) when WebGPU is missing or refuses. Every Engine
-//! call takes RGBA pixels decoded by the browser; the preprocessing after that is
-//! the crate's own, so results match the native `bit50 classify`.
+//! [`build_engine`] opens the network through the engine policy (`engine.rs`: WebGPU or the
+//! CPU path). Every call takes RGBA pixels decoded by the browser; the preprocessing after
+//! that is the crate's own, so results match the native `bit50 classify`. Errors reach
+//! JavaScript as `Error`s with a `code` (the error's kind).
 
-use crate::cpu::CpuNetwork;
-use crate::gpu::{ConvKernels, Gpu, GpuNetwork};
-use crate::model::Network;
+use crate::engine::{Backend, Engine, Options};
+use crate::gpu::{Features, Gpu, Outputs, Want};
 use crate::preprocess;
 use crate::weights::Manifest;
-use crate::{config::PreprocessorConfig, Error, Result};
+use crate::{config::PreprocessorConfig, Error, ErrorKind, Result, WithKind};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,9 +25,6 @@ pub fn start() {
     }));
 }
 
-fn js_err(e: Error) -> JsError {
-    JsError::new(&e.0)
-}
 
 /// A manifest and the shards received so far, each checked against it.
 #[wasm_bindgen]
@@ -52,11 +48,12 @@ struct ManifestInfo<'a> {
 impl ModelLoader {
     /// Parses `manifest.json`; `source` (its URL) names it in errors.
     #[wasm_bindgen(constructor)]
-    pub fn new(manifest: &[u8], source: &str) -> std::result::Result<ModelLoader, JsError> {
-        let manifest = Manifest::parse(manifest, source).map_err(js_err)?;
+    pub fn new(manifest: &[u8], source: &str) -> std::result::Result<ModelLoader, JsValue> {
+        let bad = |e: Error| js_error(e.or_kind(ErrorKind::BadModel));
+        let manifest = Manifest::parse(manifest, source).map_err(bad)?;
         // Fail early on a config we cannot build, before downloading anything.
-        manifest.bit_config(source).map_err(js_err)?;
-        manifest.preprocessor_config(source).map_err(js_err)?;
+        manifest.bit_config(source).map_err(bad)?;
+        manifest.preprocessor_config(source).map_err(bad)?;
         let shards = vec![None; manifest.shards.len()];
         Ok(ModelLoader { manifest, source: source.to_string(), shards })
     }
@@ -76,61 +73,59 @@ impl ModelLoader {
 
     /// Checks shard `index` (size and sha256) and keeps it; `source` is its URL; `sha256` the
     /// digest WebCrypto computed, if the page has it (hex).
-    pub fn add_shard(&mut self, index: usize, bytes: Vec<u8>, source: &str, sha256: Option<String>) -> std::result::Result<(), JsError> {
-        let shard = self.manifest.shards.get(index).ok_or_else(|| JsError::new(&format!("{}: no shard {index}", self.source)))?;
-        Manifest::verify_shard(shard, &bytes, sha256, source).map_err(js_err)?;
+    pub fn add_shard(&mut self, index: usize, bytes: Vec<u8>, source: &str, sha256: Option<String>) -> std::result::Result<(), JsValue> {
+        let shard = self.manifest.shards.get(index).ok_or_else(|| js_error(Error::new(ErrorKind::BadModel, format!("{}: no shard {index}", self.source))))?;
+        Manifest::verify_shard(shard, &bytes, sha256, source).map_err(js_error)?;
         self.shards[index] = Some(bytes);
         Ok(())
     }
 }
 
-/// Builds the network from a complete loader. `backend` is "webgpu", "cpu" or "auto" (both
-/// timed briefly at load, the faster kept; the CPU where WebGPU fails; the reason in
-/// `Engine::info`). `software`: the WebGPU adapter is a fallback (an emulator).
+/// Builds the network from a complete loader. `backend` is "webgpu", "cpu" or "auto" (the
+/// engine policy: see `engine`); `software`: the WebGPU adapter is a fallback (an emulator);
+/// `subgroups`: the worker asked the device for the `subgroups` feature (wgpu 30 cannot);
+/// `batch`: images per GPU submission.
 #[wasm_bindgen]
-pub async fn build_engine(loader: ModelLoader, backend: String, software: bool) -> std::result::Result<Engine, JsError> {
+pub async fn build_engine(loader: ModelLoader, backend: String, software: bool, subgroups: bool, batch: usize) -> std::result::Result<WebEngine, JsValue> {
     let ModelLoader { manifest, source, shards } = loader;
     let shards: Vec<Vec<u8>> = shards
         .into_iter()
         .enumerate()
-        .map(|(i, s)| s.ok_or_else(|| Error(format!("{source}: shard {} was not loaded", manifest.shards[i].file))))
+        .map(|(i, s)| s.ok_or_else(|| Error::new(ErrorKind::BadModel, format!("{source}: shard {} was not loaded", manifest.shards[i].file))))
         .collect::<Result<_>>()
-        .map_err(js_err)?;
-    let model = manifest.into_model(&shards, &source).map_err(js_err)?;
+        .map_err(js_error)?;
+    let model = manifest.into_model(&shards, &source).kind(ErrorKind::BadModel).map_err(js_error)?;
     drop(shards);
-    let mut fallback_reason = None;
     let lost = Arc::new(Mutex::new(None::<String>));
     let shape = (model.network.image_size, model.network.features(), model.network.classes());
-    let run = if backend == "cpu" {
-        fallback_reason = Some("the CPU path was requested".to_string());
-        Backend::Cpu(CpuNetwork::new(model.network))
-    } else {
-        match open_gpu(&model.network, &lost, software).await {
-            Ok((net, gpu)) if backend == "auto" => {
-                // The CPU path's throughput on a product of the same kind (about 10 ms); the
-                // faster path runs. A real GPU wins by far; emulators usually lose.
-                let cpu = crate::cpu::matmul_gflops(32, 256, 256, 3, now_ms);
-                if cpu > gpu {
-                    fallback_reason = Some(format!(
-                        "measured at load: {gpu:.2} GFLOP/s on this WebGPU adapter{}, {cpu:.2} on the CPU, so the CPU path runs",
-                        if software { " (a software one)" } else { "" }
-                    ));
-                    Backend::Cpu(CpuNetwork::new(model.network))
-                } else {
-                    Backend::Gpu(Box::new(net))
-                }
-            }
-            Ok((net, _)) => Backend::Gpu(Box::new(net)),
-            Err(e) if backend != "webgpu" => {
-                fallback_reason = Some(e.0);
-                Backend::Cpu(CpuNetwork::new(model.network))
-            }
-            Err(e) => return Err(js_err(e)),
-        }
+    let options = Options {
+        backend: Backend::parse(&backend).map_err(js_error)?,
+        software,
+        features: Features { subgroups, ..Features::ALL },
+        batch: batch.clamp(1, 64),
+        ..Options::default()
     };
-    let lost_flag = lost.clone();
-    let inner = Inner { name: model.name, labels: model.labels, preprocessor: model.preprocessor, run, fallback_reason, lost, shape };
-    Ok(Engine { inner: Rc::new(RefCell::new(inner)), lost: lost_flag })
+    let on_gpu = |gpu: &Gpu| {
+        let on_lost = lost.clone();
+        gpu.device.set_device_lost_callback(move |reason, message| {
+            *on_lost.lock().unwrap() = Some(format!("GPU device lost ({reason:?}): {message}"));
+        });
+        let on_error = lost.clone();
+        // wgpu's default handler panics, which would kill the whole module.
+        gpu.device.on_uncaptured_error(Arc::new(move |e| {
+            web_sys::console::error_1(&format!("bit50: WebGPU error: {e}").into());
+            on_error.lock().unwrap().get_or_insert_with(|| format!("WebGPU error: {e}"));
+        }));
+    };
+    let engine = Engine::open(model.network, model.stored, &options, on_gpu, now_ms).await.map_err(js_error)?;
+    let inner = Inner { name: model.name, labels: model.labels, preprocessor: model.preprocessor, engine, lost: lost.clone(), shape };
+    Ok(WebEngine { inner: Rc::new(RefCell::new(inner)), lost })
+}
+
+/// The image limits (pixels, file bytes), for the worker to refuse a file before decoding it.
+#[wasm_bindgen]
+pub fn limits() -> String {
+    serde_json::json!({ "max_pixels": preprocess::MAX_PIXELS, "min_side": preprocess::MIN_SIDE }).to_string()
 }
 
 /// `performance.now()` (in a window or a worker), else `Date.now()`: milliseconds.
@@ -143,36 +138,11 @@ fn now_ms() -> f64 {
     now.unwrap_or_else(js_sys::Date::now)
 }
 
-/// The network on WebGPU, with the faster kernels for the adapter and their measured GFLOP/s
-/// (see `gpu::fastest_kernels`; `software`: a fallback adapter).
-async fn open_gpu(net: &Network, lost: &Arc<Mutex<Option<String>>>, software: bool) -> Result<(GpuNetwork, f64)> {
-    let gpu = Gpu::new().await?;
-    let on_lost = lost.clone();
-    gpu.device.set_device_lost_callback(move |reason, message| {
-        *on_lost.lock().unwrap() = Some(format!("GPU device lost ({reason:?}): {message}"));
-    });
-    let on_error = lost.clone();
-    // wgpu's default handler panics, which would kill the whole module.
-    gpu.device.on_uncaptured_error(Arc::new(move |e| {
-        web_sys::console::error_1(&format!("bit50: WebGPU error: {e}").into());
-        on_error.lock().unwrap().get_or_insert_with(|| format!("WebGPU error: {e}"));
-    }));
-    let (kernels, gflops) = crate::gpu::fastest_kernels(&gpu, software, now_ms).await?;
-    Ok((GpuNetwork::new(gpu, net, kernels).await?, gflops))
-}
-
-enum Backend {
-    Gpu(Box<GpuNetwork>),
-    /// The CPU path (cpu.rs), when WebGPU is missing or slower.
-    Cpu(CpuNetwork),
-}
-
 struct Inner {
     name: String,
     labels: Vec<String>,
     preprocessor: PreprocessorConfig,
-    run: Backend,
-    fallback_reason: Option<String>,
+    engine: Engine,
     lost: Arc<Mutex<Option<String>>>,
     /// (image size, features, classes)
     shape: (usize, usize, usize),
@@ -184,17 +154,18 @@ struct Info<'a> {
     labels: &'a [String],
     backend: &'static str,
     adapter: String,
-    /// The convolution kernels on WebGPU: "tiled" (workgroup memory) or "registers".
+    /// The GPU kernels: "registers" or "tiled" convolutions.
     kernels: Option<&'static str>,
+    /// "f32", "f16" (f16 storage) or "f16-arithmetic", on the GPU.
+    precision: Option<&'static str>,
+    /// Whether the GPU reductions use subgroups.
+    subgroups: bool,
+    /// Images per GPU submission.
+    batch: usize,
     fallback_reason: Option<&'a str>,
     image_size: usize,
     features: usize,
     classes: usize,
-}
-
-#[derive(Serialize)]
-struct Classified {
-    top: Vec<crate::Prediction>,
 }
 
 /// Where the network's square input lies in the original image, in its pixels.
@@ -217,10 +188,10 @@ struct HeatmapHeader {
     crop: Crop,
 }
 
-/// A loaded network; every method resolves a Promise. Calls must not overlap
-/// (the worker queues them).
-#[wasm_bindgen]
-pub struct Engine {
+/// A loaded network; every method resolves a Promise and rejects with an `Error` whose
+/// `code` is the error's kind (docs/web.md). Calls must not overlap (the worker queues them).
+#[wasm_bindgen(js_name = Engine)]
+pub struct WebEngine {
     inner: Rc<RefCell<Inner>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -228,7 +199,7 @@ pub struct Engine {
 impl Inner {
     fn check_lost(&self) -> Result<()> {
         match &*self.lost.lock().unwrap() {
-            Some(msg) => Err(Error(format!("device-lost: {msg}"))),
+            Some(msg) => Err(Error::new(ErrorKind::DeviceLost, format!("device-lost: {msg}"))),
             None => Ok(()),
         }
     }
@@ -238,77 +209,61 @@ impl Inner {
         Ok(preprocess::preprocess(&img, &self.preprocessor))
     }
 
-    async fn logits(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
+    async fn run(&mut self, images: &[&[f32]], want: Want) -> Result<Vec<Outputs>> {
         self.check_lost()?;
-        let out = match &mut self.run {
-            Backend::Gpu(net) => net.logits(pixels).await,
-            Backend::Cpu(net) => Ok(net.forward(pixels).logits),
-        };
+        let out = self.engine.run(images, want).await;
         self.check_lost()?;
         out
     }
+}
 
-    async fn pooled(&mut self, pixels: &[f32]) -> Result<Vec<f32>> {
-        self.check_lost()?;
-        let out = match &mut self.run {
-            Backend::Gpu(net) => net.embed(pixels).await.map(|(_, pooled)| pooled),
-            Backend::Cpu(net) => Ok(net.forward(pixels).pooled),
-        };
-        self.check_lost()?;
-        out
-    }
-
-    /// Class activation map of `class`, `[h][w]`: the final feature map (after
-    /// GroupNorm + ReLU) dotted with the class's classifier column.
-    async fn class_map(&mut self, pixels: &[f32], class: usize) -> Result<(usize, usize, Vec<f32>)> {
-        self.check_lost()?;
-        let classes = self.shape.2;
-        if class >= classes {
-            crate::bail!("class index {class} is out of range (the model has {classes} classes)");
-        }
-        let out = match &mut self.run {
-            Backend::Gpu(net) => net.explain(pixels, class).await.map(|(_, map)| map),
-            Backend::Cpu(net) => {
-                let f = net.forward(pixels);
-                Ok(net.class_map(&f, class))
-            }
-        }?;
-        self.check_lost()?;
-        let side = (out.len() as f64).sqrt().round() as usize;
-        if side * side != out.len() {
-            crate::bail!("class map of {} values is not square", out.len());
-        }
-        Ok((side, side, out))
-    }
+/// An `Error` for JavaScript, its `code` the error's kind.
+fn js_error(e: Error) -> JsValue {
+    let error = js_sys::Error::new(&e.message);
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &e.kind.code().into());
+    error.into()
 }
 
 fn promise<F>(f: F) -> js_sys::Promise
 where
     F: std::future::Future<Output = Result<JsValue>> + 'static,
 {
-    wasm_bindgen_futures::future_to_promise(async move { f.await.map_err(|e| JsError::new(&e.0).into()) })
+    wasm_bindgen_futures::future_to_promise(async move { f.await.map_err(js_error) })
 }
 
-#[wasm_bindgen]
-impl Engine {
-    /// JSON: `{name, labels, backend: "webgpu"|"cpu", adapter, fallback_reason, image_size, features, classes}`.
+fn busy() -> Error {
+    Error::new(ErrorKind::Other, "busy: one call at a time")
+}
+
+/// One image of a batch from JavaScript: `{width, height, data: Uint8Array (RGBA), name}`.
+fn read_image(value: &JsValue) -> Result<(u32, u32, Vec<u8>, String)> {
+    let get = |key: &str| js_sys::Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    let name = get("name").as_string().unwrap_or_else(|| "image".into());
+    let (Some(width), Some(height)) = (get("width").as_f64(), get("height").as_f64()) else {
+        return Err(Error::new(ErrorKind::BadInput, format!("{name}: no width and height")));
+    };
+    let data = get("data").dyn_into::<js_sys::Uint8Array>().map_err(|_| Error::new(ErrorKind::BadInput, format!("{name}: no RGBA bytes")))?;
+    Ok((width as u32, height as u32, data.to_vec(), name))
+}
+
+#[wasm_bindgen(js_class = Engine)]
+impl WebEngine {
+    /// JSON: see `Info`.
     pub fn info(&self) -> String {
         let inner = self.inner.borrow();
-        let (backend, adapter, kernels) = match &inner.run {
-            Backend::Gpu(gpu) => {
-                let kernels = if gpu.kernels() == ConvKernels::Tiled { "tiled" } else { "registers" };
-                ("webgpu", gpu.gpu.describe(), Some(kernels))
-            }
-            Backend::Cpu(_) => ("cpu", "WebAssembly on the CPU".to_string(), None),
-        };
+        let gpu = inner.engine.gpu();
+        let variant = gpu.map(|g| g.variant());
         let (image_size, features, classes) = inner.shape;
         let info = Info {
             name: &inner.name,
             labels: &inner.labels,
-            backend,
-            adapter,
-            kernels,
-            fallback_reason: inner.fallback_reason.as_deref(),
+            backend: if gpu.is_some() { "webgpu" } else { "cpu" },
+            adapter: gpu.map_or_else(|| "WebAssembly on the CPU".to_string(), |g| g.gpu.describe()),
+            kernels: variant.map(|v| v.conv.name()),
+            precision: variant.map(|v| v.precision.name()),
+            subgroups: variant.is_some_and(|v| v.subgroups),
+            batch: inner.engine.batch(),
+            fallback_reason: inner.engine.reason.as_deref(),
             image_size,
             features,
             classes,
@@ -316,16 +271,31 @@ impl Engine {
         serde_json::to_string(&info).expect("serializes")
     }
 
-    /// Resolves a JSON string `{"top": [{index, label, prob, logit}]}`.
-    pub fn classify(&self, width: u32, height: u32, rgba: Vec<u8>, top_k: usize, source: String) -> js_sys::Promise {
+    /// Classifies a batch, `images` an array of `{width, height, data, name}` (RGBA), in as few
+    /// GPU submissions as the batch size allows. Resolves a JSON array with, per image, either
+    /// `{"top": [{index, label, prob, logit}]}` or `{"error": {code, message}}`: one bad
+    /// image fails alone.
+    pub fn classify(&self, images: js_sys::Array, top_k: usize) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
-            let pixels = inner.pixels(width, height, &rgba, &source)?;
-            drop(rgba);
-            let logits = inner.logits(&pixels).await?;
-            let top = crate::top_k(&logits, &inner.labels, top_k.max(1));
-            Ok(JsValue::from_str(&serde_json::to_string(&Classified { top }).expect("serializes")))
+            let mut inner = inner.try_borrow_mut().map_err(|_| busy())?;
+            let prepared: Vec<Result<Vec<f32>>> = images
+                .iter()
+                .map(|value| read_image(&value).and_then(|(w, h, rgba, name)| inner.pixels(w, h, &rgba, &name)))
+                .collect();
+            let good: Vec<&[f32]> = prepared.iter().filter_map(|p| p.as_ref().ok().map(|v| v.as_slice())).collect();
+            let mut outputs = inner.run(&good, Want::default()).await?.into_iter();
+            let results: Vec<serde_json::Value> = prepared
+                .iter()
+                .map(|p| match p {
+                    Ok(_) => {
+                        let logits = outputs.next().expect("one output per good image").logits;
+                        serde_json::json!({ "top": crate::top_k(&logits, &inner.labels, top_k.max(1)) })
+                    }
+                    Err(e) => serde_json::json!({ "error": { "code": e.kind.code(), "message": e.message } }),
+                })
+                .collect();
+            Ok(JsValue::from_str(&serde_json::to_string(&results).expect("serializes")))
         })
     }
 
@@ -333,10 +303,10 @@ impl Engine {
     pub fn embed(&self, width: u32, height: u32, rgba: Vec<u8>, source: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
+            let mut inner = inner.try_borrow_mut().map_err(|_| busy())?;
             let pixels = inner.pixels(width, height, &rgba, &source)?;
-            let pooled = inner.pooled(&pixels).await?;
-            Ok(js_sys::Float32Array::from(&pooled[..]).into())
+            let out = inner.run(&[&pixels], Want { pooled: true, ..Want::default() }).await?.remove(0);
+            Ok(js_sys::Float32Array::from(&out.pooled.expect("asked for")[..]).into())
         })
     }
 
@@ -345,9 +315,15 @@ impl Engine {
     pub fn explain(&self, width: u32, height: u32, rgba: Vec<u8>, class: usize, source: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
+            let mut inner = inner.try_borrow_mut().map_err(|_| busy())?;
+            let classes = inner.shape.2;
+            if class >= classes {
+                crate::bail!(BadInput, "class index {class} is out of range (the model has {classes} classes)");
+            }
             let pixels = inner.pixels(width, height, &rgba, &source)?;
-            let (h, w, map) = inner.class_map(&pixels, class).await?;
+            let out = inner.run(&[&pixels], Want { class_map: Some(Some(class)), ..Want::default() }).await?.remove(0);
+            let (_, map) = out.class_map.expect("asked for");
+            let side = (map.len() as f64).sqrt().round() as usize;
             let min = map.iter().copied().fold(f32::INFINITY, f32::min);
             let max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let p = &inner.preprocessor;
@@ -356,7 +332,7 @@ impl Engine {
             let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
             let crop = Crop { x: left as f64 * sx, y: top as f64 * sy, width: p.crop as f64 * sx, height: p.crop as f64 * sy };
             let label = inner.labels.get(class).cloned().unwrap_or_else(|| format!("LABEL_{class}"));
-            let header = HeatmapHeader { index: class, label, width: w, height: h, min, max, crop };
+            let header = HeatmapHeader { index: class, label, width: side, height: side, min, max, crop };
             let out = js_sys::Array::new();
             out.push(&JsValue::from_str(&serde_json::to_string(&header).expect("serializes")));
             out.push(&js_sys::Float32Array::from(&map[..]));
@@ -370,13 +346,10 @@ impl Engine {
     pub fn profile(&self, width: u32, height: u32, rgba: Vec<u8>, source: String) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
-            let mut inner = inner.try_borrow_mut().map_err(|_| Error("busy: one call at a time".into()))?;
+            let mut inner = inner.try_borrow_mut().map_err(|_| busy())?;
             let pixels = inner.pixels(width, height, &rgba, &source)?;
             inner.check_lost()?;
-            let layers = match &mut inner.run {
-                Backend::Gpu(net) => net.profile(&pixels).await?,
-                Backend::Cpu(_) => None,
-            };
+            let layers = inner.engine.profile(&pixels).await?;
             inner.check_lost()?;
             #[derive(Serialize)]
             struct Layer {
@@ -396,7 +369,7 @@ impl Engine {
     /// Test hook: destroys the GPU device, as a driver reset would.
     pub fn lose_device(&self) {
         if let Ok(inner) = self.inner.try_borrow() {
-            if let Backend::Gpu(net) = &inner.run {
+            if let Some(net) = inner.engine.gpu() {
                 net.gpu.device.destroy();
             }
         }

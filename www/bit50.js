@@ -3,6 +3,7 @@
 //   import { load } from './bit50.js';
 //   const model = await load('models/bit-50/', { onProgress: (p) => console.log(p.loaded, p.total) });
 //   const { top, ms } = await model.classify(file, { topK: 5 });
+//   const results = await model.classify([a, b, c]);     // one submission per batch on WebGPU
 //   const features = await model.embed(file);          // Float32Array (2,048 for BiT-50)
 //   const heatmap = await model.explain(file, top[0].index);
 //   model.info;  model.dispose();
@@ -12,9 +13,9 @@
 
 const WORKER_URL = new URL('./bit50-worker.js', import.meta.url).href;
 
-/** An error with a machine-readable `code`: 'not-found', 'network', 'checksum', 'bad-model',
- * 'no-webgpu', 'not-image', 'truncated', 'too-large', 'too-small', 'bad-input', 'disposed',
- * 'device-lost', 'error'. */
+/** An error with a machine-readable `code` (docs/web.md lists them): 'not-found', 'network',
+ * 'checksum', 'bad-model', 'no-webgpu', 'not-image', 'truncated', 'too-large', 'too-small',
+ * 'bad-input', 'disposed', 'device-lost', 'error'. */
 export class Bit50Error extends Error {
   constructor(code, message) {
     super(message);
@@ -133,11 +134,26 @@ export class Model extends EventTarget {
     this.info = info;
   }
 
-  /** Resolves {top: [{index, label, prob, logit}], ms}. */
+  /**
+   * Resolves {top: [{index, label, prob, logit}], ms, width, height} for one input. For an
+   * array of inputs, resolves an array in the same order, each entry such a result or
+   * {error: Bit50Error} (one bad photo fails alone); on WebGPU they go through the network
+   * `info.batch` at a time, one GPU submission each, and each gets what it would get alone.
+   */
   async classify(input, { topK = 5 } = {}) {
-    const [image, transfer] = await toMessage(input);
-    const r = await this._c.call('classify', { image, topK }, transfer);
-    return { top: r.top, ms: r.ms, width: r.width, height: r.height };
+    const many = Array.isArray(input);
+    const prepared = await Promise.all((many ? input : [input]).map((i) => toMessage(i).catch((error) => ({ error }))));
+    if (!many && prepared[0].error) throw prepared[0].error;
+    const good = prepared.filter((p) => !p.error);
+    const results = good.length ? await this._c.call('classify', { images: good.map(([image]) => image), topK }, good.flatMap(([, t]) => t)) : [];
+    let next = 0;
+    const out = prepared.map((p) => {
+      const r = p.error ? { error: p.error } : results[next++];
+      if (r.error && !(r.error instanceof Bit50Error)) return { error: new Bit50Error(r.error.code, r.error.message) };
+      return r.error ? r : { top: r.top, ms: r.ms, width: r.width, height: r.height };
+    });
+    if (!many && out[0].error) throw out[0].error;
+    return many ? out : out[0];
   }
 
   /** Resolves the pooled features (Float32Array, `info.features` long). */
@@ -182,10 +198,11 @@ export class Model extends EventTarget {
 /**
  * Loads a converted model: `url` is its folder (ending in /) or its manifest.json,
  * relative to the page or absolute (CORS). Shards are checked against their sha256
- * and kept in the Cache Storage. Options: onProgress({loaded, total, file, fromCache}),
- * backend: 'auto' (default), 'webgpu' or 'cpu'.
+ * and kept in the Cache Storage. Options: onProgress({loaded, total, file, fromCache, phase}),
+ * backend: 'auto' (default), 'webgpu' or 'cpu'; batch: images per GPU submission (default 4,
+ * 2 on devices with 4 GB of memory or less).
  */
-export async function load(url, { onProgress, backend = 'auto' } = {}) {
+export async function load(url, { onProgress, backend = 'auto', batch = defaultBatch() } = {}) {
   if (!url) throw new Bit50Error('bad-input', 'load() needs a model URL');
   const absolute = new URL(url, globalThis.document?.baseURI ?? location.href).href;
   let model = null;
@@ -195,13 +212,18 @@ export async function load(url, { onProgress, backend = 'auto' } = {}) {
     model.dispatchEvent(new CustomEvent(msg.event, { detail: msg }));
   });
   try {
-    const info = await connection.call('load', { url: absolute, backend }, [], onProgress);
+    const info = await connection.call('load', { url: absolute, backend, batch }, [], onProgress);
     model = new Model(connection, info);
     return model;
   } catch (err) {
     connection.close();
     throw err;
   }
+}
+
+function defaultBatch() {
+  const memory = globalThis.navigator?.deviceMemory;
+  return memory && memory <= 4 ? 2 : 4;
 }
 
 /** Draws a heatmap from explain() over an image drawn at (x, y, w, h) on a 2D context. */

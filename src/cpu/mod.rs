@@ -8,7 +8,7 @@
 mod winograd;
 
 use crate::model::{Conv, GroupNorm, Network};
-use crate::reference::{self, Activation, Forward, GN_EPS};
+use crate::layers::{self, Activation, Forward, GN_EPS};
 
 /// Output pixels per micro-kernel step.
 const PIXELS: usize = 4;
@@ -38,7 +38,7 @@ impl CpuNetwork {
         let net = &self.net;
         let size = net.image_size;
         let x = Activation::from_chw(pixels, 3, size, size);
-        let stem = reference::max_pool_3x3_s2(&reference::zero_pad_1(&conv2d(&x, &net.stem, None)));
+        let stem = layers::max_pool_3x3_s2(&layers::zero_pad_1(&conv2d(&x, &net.stem, None)));
         let mut x = stem.clone();
         let mut stages = Vec::new();
         for stage in &net.stages {
@@ -52,14 +52,25 @@ impl CpuNetwork {
             stages.push(x.clone());
         }
         let norm = group_norm_relu(&x, &net.norm, net.groups);
-        let pooled = reference::global_average_pool(&norm);
-        let logits = reference::linear(&pooled, &net.classifier_weight, &net.classifier_bias);
+        let pooled = layers::global_average_pool(&norm);
+        let logits = layers::linear(&pooled, &net.classifier_weight, &net.classifier_bias);
         Forward { stem, stages, norm, pooled, logits }
     }
 
-    /// The class activation map of `class` (see `reference::class_map`).
+    /// The class activation map of `class` (see `layers::class_map`).
     pub fn class_map(&self, forward: &Forward, class: usize) -> Vec<f32> {
-        reference::class_map(&self.net, forward, class)
+        layers::class_map(&self.net, forward, class)
+    }
+}
+
+/// The matrix-product micro-kernel this build runs.
+pub fn kernel_name() -> &'static str {
+    if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+        "wasm relaxed-simd"
+    } else if cfg!(target_arch = "wasm32") {
+        "wasm simd128"
+    } else {
+        "portable"
     }
 }
 
@@ -96,7 +107,7 @@ fn conv2d(x: &Activation, conv: &Conv, residual: Option<&Activation>) -> Activat
         assert_eq!((r.h, r.w, r.c), (oh, ow, cout));
     }
     let pixels = oh * ow;
-    parallel_pixel_blocks(&mut out.data, cout, |first_pixel, out_block| {
+    crate::parallel::for_each_block(&mut out.data, cout, PIXELS, |first_pixel, out_block| {
         let mut patch = vec![0.0f32; PIXELS * depth];
         for (step, out_step) in out_block.chunks_mut(PIXELS * cout).enumerate() {
             let p0 = first_pixel + step * PIXELS;
@@ -238,26 +249,4 @@ pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn(
         .collect();
     times.sort_by(f64::total_cmp);
     2.0 * (side * side * k * n) as f64 / times[times.len() / 2].max(1e-3) / 1e6
-}
-
-/// Calls `f(first, block)` on contiguous blocks of whole units (`unit` values each: a pixel's
-/// channels, or a row of Winograd tiles), a multiple of 4 units long, one block per core where
-/// threads exist.
-fn parallel_pixel_blocks(data: &mut [f32], unit: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    let threads = if cfg!(target_arch = "wasm32") {
-        1
-    } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    };
-    let units = data.len() / unit;
-    let per_thread = units.div_ceil(threads).div_ceil(PIXELS) * PIXELS;
-    if threads <= 1 || per_thread >= units {
-        return f(0, data);
-    }
-    std::thread::scope(|s| {
-        for (t, block) in data.chunks_mut(per_thread * unit).enumerate() {
-            let f = &f;
-            s.spawn(move || f(t * per_thread, block));
-        }
-    });
 }

@@ -7,9 +7,9 @@
 //! (`Y = Aᵀ M A`). The price: `U` holds 16/9 as many values as the 3x3 weights (+26 MB at f32
 //! for BiT-50). Numerically F(2x2, 3x3) is benign: logits within 1.0e-5 of transformers.
 
-use super::{micro_kernel, parallel_pixel_blocks, CHANNELS, PIXELS};
+use super::{micro_kernel, CHANNELS, PIXELS};
 use crate::model::Conv;
-use crate::reference::Activation;
+use crate::layers::Activation;
 
 /// The 16 positions of a 4x4 transformed tile.
 const XI: usize = 16;
@@ -51,7 +51,7 @@ pub(super) fn conv2d(x: &Activation, conv: &Conv) -> Activation {
     let zeros = vec![0.0f32; cin];
     let panel_len = cin * CHANNELS;
     // One row of tiles makes 2 rows of output pixels (1 at the bottom of an odd height).
-    parallel_pixel_blocks(&mut out.data, 2 * w * cout, |first, rows| {
+    crate::parallel::for_each_block(&mut out.data, 2 * w * cout, 1, |first, rows| {
         let (mut v, mut t) = (vec![0.0f32; XI * PIXELS * cin], vec![0.0f32; XI * cin]);
         let mut m = vec![0.0f32; XI * PIXELS * cout];
         let mut s = vec![0.0f32; 8 * cout];

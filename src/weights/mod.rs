@@ -21,7 +21,7 @@ pub mod zip;
 
 use crate::config::{BitConfig, PreprocessorConfig};
 use crate::model::{parameters, Model, Network, Tensor, TensorMap};
-use crate::{bail, Context, Error, Result};
+use crate::{bail, Context, ErrorKind, Result, WithKind};
 use safetensors::{Dtype as StDtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -35,27 +35,7 @@ pub const DEFAULT_MAX_SHARD_BYTES: usize = 32 << 20;
 /// Upper bound on one shard we will read, whatever a manifest claims.
 const MAX_SHARD_BYTES: u64 = 1 << 30;
 
-/// How weights are stored on disk (they are always f32 in memory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dtype {
-    F32,
-    F16,
-    /// Per-output-channel symmetric int8 for the large weights (see the module docs).
-    Int8,
-}
-
-impl std::str::FromStr for Dtype {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "f32" => Ok(Dtype::F32),
-            "f16" => Ok(Dtype::F16),
-            "int8" => Ok(Dtype::Int8),
-            _ => bail!("--dtype {s:?}: expected f32, f16 or int8"),
-        }
-    }
-}
+pub use crate::model::Dtype;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -122,11 +102,11 @@ impl Manifest {
     /// hashing in WebAssembly), else it is computed here.
     pub fn verify_shard(shard: &Shard, bytes: &[u8], sha256: Option<String>, source: &str) -> Result<()> {
         if bytes.len() as u64 != shard.bytes {
-            bail!("{source}: {} bytes, manifest says {}", bytes.len(), shard.bytes);
+            bail!(Checksum, "{source}: {} bytes, manifest says {}", bytes.len(), shard.bytes);
         }
         let hash = sha256.unwrap_or_else(|| sha256_hex(bytes));
         if !hash.eq_ignore_ascii_case(&shard.sha256) {
-            bail!("{source}: sha256 {hash} does not match the manifest's {}", shard.sha256);
+            bail!(Checksum, "{source}: sha256 {hash} does not match the manifest's {}", shard.sha256);
         }
         Ok(())
     }
@@ -143,7 +123,7 @@ impl Manifest {
             read_safetensors(bytes, &shard.file, &mut tensors)?;
         }
         let network = Network::from_tensors(&config, preprocessor.crop, tensors, source)?;
-        Ok(Model { name: self.name, labels: self.labels, preprocessor, network })
+        Ok(Model { name: self.name, labels: self.labels, preprocessor, network, stored: self.dtype })
     }
 }
 
@@ -192,20 +172,20 @@ pub fn load_dir(dir: &Path) -> Result<Model> {
     let manifest_path = dir.join("manifest.json");
     let source = manifest_path.display().to_string();
     let bytes = std::fs::read(&manifest_path).context(|| format!("{source}: cannot read"))?;
-    let manifest = Manifest::parse(&bytes, &source)?;
+    let manifest = Manifest::parse(&bytes, &source).kind(ErrorKind::BadModel)?;
     let mut shards = Vec::with_capacity(manifest.shards.len());
     for shard in &manifest.shards {
         let path = dir.join(&shard.file);
         let name = path.display().to_string();
         let len = std::fs::metadata(&path).context(|| format!("{name}: cannot read"))?.len();
         if len != shard.bytes {
-            bail!("{name}: {len} bytes, manifest says {}", shard.bytes);
+            bail!(Checksum, "{name}: {len} bytes, manifest says {}", shard.bytes);
         }
         let data = std::fs::read(&path).context(|| format!("{name}: cannot read"))?;
         Manifest::verify_shard(shard, &data, None, &name)?;
         shards.push(data);
     }
-    manifest.into_model(&shards, &source)
+    manifest.into_model(&shards, &source).kind(ErrorKind::BadModel)
 }
 
 /// Everything needed to write a web weight folder.

@@ -84,6 +84,6 @@ mod tests {
     fn round_trip() {
         let bytes = super::write_f32(&[1, 3, 2, 2], &[0.5; 12]);
         assert_eq!(super::read(&bytes, "x.npy").unwrap(), (vec![1, 3, 2, 2], vec![0.5; 12]));
-        assert!(super::read(&bytes[..bytes.len() - 1], "x.npy").unwrap_err().0.contains("x.npy"));
+        assert!(super::read(&bytes[..bytes.len() - 1], "x.npy").unwrap_err().message.contains("x.npy"));
     }
 }

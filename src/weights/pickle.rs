@@ -139,7 +139,7 @@ struct Vm<'a, 's> {
 
 impl<'a, 's> Vm<'a, 's> {
     fn err(&self, what: impl std::fmt::Display) -> Error {
-        Error(format!("{}: pickle: {what} (at byte {})", self.source, self.pos))
+        Error::from(format!("{}: pickle: {what} (at byte {})", self.source, self.pos))
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8]> {
@@ -769,7 +769,7 @@ mod tests {
         p.extend(std::iter::repeat_n(0x85u8, 200_000));
         p.extend(b"0]q\x00h\x00a.");
         let pickle = load(&p, "deep.pkl", false).unwrap();
-        assert!(pickle.numpy_dict(&[]).unwrap_err().0.contains("does not hold a dict"));
+        assert!(pickle.numpy_dict(&[]).unwrap_err().message.contains("does not hold a dict"));
     }
 
     #[test]
@@ -796,18 +796,18 @@ mod tests {
         p.extend(b"u.");
         // 200 arrays of 1024 f4 over one memoized 4 KiB string: 204800 elements from a ~40 KB file.
         let err = load(&p, "shared.pkl", false).unwrap().numpy_dict(&[]).err().unwrap();
-        assert!(err.0.contains("share more data than the file holds"), "{err}");
+        assert!(err.message.contains("share more data than the file holds"), "{err}");
     }
 
     #[test]
     fn persistent_ids_and_object_opcodes_are_refused() {
         let err = load(b"\x80\x02X\x01\x00\x00\x00aQ.", "p.pkl", false).err().unwrap();
-        assert!(err.0.contains("persistent ids are only allowed in torch checkpoints"), "{err}");
+        assert!(err.message.contains("persistent ids are only allowed in torch checkpoints"), "{err}");
         let err = load(b"\x80\x02cbuiltins\neval\n.", "p.pkl", false).err().unwrap();
-        assert!(err.0.contains("refusing global builtins.eval"), "{err}");
+        assert!(err.message.contains("refusing global builtins.eval"), "{err}");
         let err = load(b"\x80\x02))\x81.", "p.pkl", false).err().unwrap();
-        assert!(err.0.contains("refusing object-creating opcode 0x81"), "{err}");
+        assert!(err.message.contains("refusing object-creating opcode 0x81"), "{err}");
         let err = load(b"\x80\x02X\xff\xff\xff\x7f", "p.pkl", false).err().unwrap();
-        assert!(err.0.contains("truncated"), "{err}");
+        assert!(err.message.contains("truncated"), "{err}");
     }
 }

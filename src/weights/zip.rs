@@ -41,7 +41,7 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 
 impl<'a> Zip<'a> {
     pub fn parse(bytes: &'a [u8], source: &str) -> Result<Self> {
-        let truncated = || crate::Error(format!("{source}: truncated or corrupt zip archive"));
+        let truncated = || crate::Error::from(format!("{source}: truncated or corrupt zip archive"));
         // End of central directory: the last "PK\5\6" within the final 64 KiB + 22 bytes.
         if bytes.len() < 22 {
             bail!("{source}: truncated zip archive ({} bytes)", bytes.len());
@@ -50,7 +50,7 @@ impl<'a> Zip<'a> {
         let eocd = (lowest..=bytes.len() - 22)
             .rev()
             .find(|&i| bytes[i..i + 4] == *b"PK\x05\x06")
-            .ok_or_else(|| crate::Error(format!("{source}: truncated zip archive (no end of central directory)")))?;
+            .ok_or_else(|| crate::Error::from(format!("{source}: truncated zip archive (no end of central directory)")))?;
         let mut count = u16_at(bytes, eocd + 10).ok_or_else(truncated)? as u64;
         let mut cd_size = u32_at(bytes, eocd + 12).ok_or_else(truncated)? as u64;
         let mut cd_offset = u32_at(bytes, eocd + 16).ok_or_else(truncated)? as u64;
@@ -127,7 +127,7 @@ impl<'a> Zip<'a> {
     pub fn read(&self, entry: &Entry) -> Result<Cow<'a, [u8]>> {
         let (source, name) = (&self.source, &entry.name);
         let bytes = self.bytes;
-        let bad = |what: &str| crate::Error(format!("{source}: zip entry {name}: {what}"));
+        let bad = |what: &str| crate::Error::from(format!("{source}: zip entry {name}: {what}"));
         let local = usize::try_from(entry.local_offset).map_err(|_| bad("local header past the end of the file"))?;
         if bytes.get(local..local.saturating_add(4)) != Some(b"PK\x03\x04") {
             bail!("{source}: zip entry {name}: no local header at offset {local}");

@@ -39,7 +39,7 @@ test('the page loads the model and shows its progress and adapter', async () => 
   // SwiftShader is a software adapter: the page times both paths at load and keeps the faster,
   // which here is the WebAssembly CPU path by a wide margin.
   assert.equal(info.backend, 'cpu', JSON.stringify(info));
-  assert.match(info.fallback_reason, /^measured at load: [\d.]+ GFLOP\/s on this WebGPU adapter \(a software one\), [\d.]+ on the CPU, so the CPU path runs$/);
+  assert.match(info.fallback_reason, /^measured at load: [\d.]+ GFLOP\/s on this GPU adapter \(a software one\), [\d.]+ on the CPU, so the CPU path runs$/);
   assert.equal(info.classes, 10);
   const text = await page.locator('#progress-text').textContent();
   assert.match(text, /Ready: 10 classes, 64×64 input/);

@@ -19,14 +19,14 @@ test('without relaxed SIMD the probe fails and the SIMD build classifies as bit5
   const manifest = fs.readFileSync(path.join(dir, 'manifest.json'));
   const loader = new ModelLoader(manifest, 'manifest.json');
   JSON.parse(manifest).shards.forEach((s, i) => loader.add_shard(i, fs.readFileSync(path.join(dir, s.file)), s.file, undefined));
-  const engine = await build_engine(loader, 'cpu', false);
+  const engine = await build_engine(loader, 'cpu', false, false, 1);
 
   // A synthetic photo, written as a 24-bit BMP for the native command.
   const [width, height] = [96, 72];
   const rgba = new Uint8Array(width * height * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 37 + (i >> 7) * 11) % 256));
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bit50-bmp-')), 'synthetic.bmp');
   fs.writeFileSync(file, bmp(width, height, rgba));
-  const got = JSON.parse(await engine.classify(width, height, rgba, 5, 'synthetic.bmp'));
+  const [got] = JSON.parse(await engine.classify([{ width, height, data: rgba, name: 'synthetic.bmp' }], 5));
   expectSameTop(got.top, nativeClassify(file, dir, ['--cpu']).top, { probTol: 1e-4 });
   fs.rmSync(path.dirname(file), { recursive: true });
 });

@@ -1,0 +1,521 @@
+//! The WGSL kernels and one host function per kernel: each takes its buffers and shapes,
+//! makes its parameters and bind group, and records one dispatch. `graph.rs` strings them
+//! into the network; tests/kernels.rs checks each against the CPU reference on its own.
+//!
+//! Every kernel is compiled for one [`Variant`]: the convolution kernel (register tiles or
+//! workgroup-memory tiles), the number format (f32; f16 storage with f32 arithmetic; f16
+//! products summed into f32) and whether the reductions use subgroups. The WGSL source is the
+//! kernel's file behind a prelude that names the types (`act`, `act4`, `mul4`).
+
+use super::device::{Format, Gpu};
+use crate::model::Conv;
+use crate::{bail, Result};
+use std::borrow::Cow;
+
+/// Invocations per workgroup for the element-wise kernels (browsers allow 256).
+pub const WORKGROUP: u32 = 64;
+
+/// Which convolution kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// conv.wgsl: register tiles, no workgroup memory, no barriers. For CPU devices and
+    /// emulators (lavapipe, SwiftShader), where a barrier costs more than it saves.
+    Registers,
+    /// conv_tiled.wgsl wherever the input channels allow (multiples of 16), conv.wgsl
+    /// elsewhere: workgroup-memory tiles, for GPUs.
+    Tiled,
+}
+
+/// How numbers are stored and multiplied on the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 weights, activations and arithmetic: within 1e-4 of transformers.
+    F32,
+    /// f16 weights and activations (half the memory and bandwidth), f32 arithmetic and
+    /// GroupNorm statistics. Needs `shader-f16`.
+    F16,
+    /// As F16, and each convolution step's 4 products and their sum in f16, accumulated in f32.
+    F16Arithmetic,
+}
+
+impl Precision {
+    pub fn format(self) -> Format {
+        match self {
+            Precision::F32 => Format::F32,
+            Precision::F16 | Precision::F16Arithmetic => Format::F16,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::F16Arithmetic => "f16-arithmetic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            "f16-arithmetic" => Ok(Precision::F16Arithmetic),
+            _ => bail!(BadInput, "precision {s:?}: expected f32, f16 or f16-arithmetic"),
+        }
+    }
+}
+
+impl ConvKernel {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvKernel::Registers => "registers",
+            ConvKernel::Tiled => "tiled",
+        }
+    }
+}
+
+/// Everything that decides which kernels run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    pub conv: ConvKernel,
+    pub precision: Precision,
+    /// GroupNorm statistics, pooling and the classifier reduce with subgroup operations.
+    pub subgroups: bool,
+}
+
+impl Variant {
+    /// "tiled, f16, subgroups".
+    pub fn describe(&self) -> String {
+        let subgroups = if self.subgroups { ", subgroups" } else { "" };
+        format!("{}, {}{subgroups}", self.conv.name(), self.precision.name())
+    }
+}
+
+/// A convolution pipeline's specialization: kernel size, input norm, residual.
+pub type ConvSpec = (usize, bool, bool);
+
+/// What BiT needs: the stem (7x7 on the raw input), and inside blocks 1x1 and 3x3
+/// convolutions on normalized input, the last 1x1 adding the residual.
+pub const BIT_CONVS: [ConvSpec; 4] = [(7, false, false), (1, true, false), (3, true, false), (1, true, true)];
+
+/// The WGSL source of a kernel for `precision`: enable directives, the type aliases, then `parts`.
+fn source(precision: Precision, subgroups: bool, parts: &[&str]) -> String {
+    let mut s = String::new();
+    if precision != Precision::F32 {
+        s.push_str("enable f16;\n");
+    }
+    // Browsers want the directive; wgpu's own WGSL front end (naga 30) refuses it and
+    // enables subgroup operations from the device's features instead.
+    if subgroups && cfg!(target_arch = "wasm32") {
+        s.push_str("enable subgroups;\n");
+    }
+    s.push_str(match precision {
+        Precision::F32 => "alias act = f32;\nalias act4 = vec4<f32>;\nalias mul4 = vec4<f32>;\n",
+        Precision::F16 => "alias act = f16;\nalias act4 = vec4<f16>;\nalias mul4 = vec4<f32>;\n",
+        Precision::F16Arithmetic => "alias act = f16;\nalias act4 = vec4<f16>;\nalias mul4 = vec4<f16>;\n",
+    });
+    for part in parts {
+        s.push_str(part);
+    }
+    s
+}
+
+const CONV_BINDINGS: &str = include_str!("../../shaders/conv_bindings.wgsl");
+
+/// The compiled pipelines of one [`Variant`].
+pub struct Kernels {
+    pub variant: Variant,
+    subgroup_size: u32,
+    convs: Vec<(ConvSpec, wgpu::ComputePipeline)>,
+    /// conv_tiled.wgsl's specializations, empty with `ConvKernel::Registers`.
+    tiled: Vec<(ConvSpec, wgpu::ComputePipeline)>,
+    gn_stats: wgpu::ComputePipeline,
+    max_pool: wgpu::ComputePipeline,
+    pool: wgpu::ComputePipeline,
+    classifier: wgpu::ComputePipeline,
+    class_map: wgpu::ComputePipeline,
+}
+
+impl Kernels {
+    /// Compiles every kernel of `variant`, with the convolutions in `specs`. Refuses a variant
+    /// the device cannot run (f16 without `shader-f16`, subgroups without subgroups), so a
+    /// missing feature is never a shader compilation error.
+    pub fn new(gpu: &Gpu, variant: Variant, specs: &[ConvSpec]) -> Result<Self> {
+        if variant.precision != Precision::F32 && !gpu.features.f16 {
+            bail!(NoGpu, "{}: this adapter has no shader-f16, so the {} kernels cannot run", gpu.describe(), variant.precision.name());
+        }
+        if variant.subgroups && !gpu.features.subgroups {
+            bail!(NoGpu, "{}: this adapter has no usable subgroups", gpu.describe());
+        }
+        let device = &gpu.device;
+        let p = variant.precision;
+        let module = |name: &str, subgroups: bool, parts: &[&str]| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(Cow::Owned(source(p, subgroups, parts))),
+            })
+        };
+        let sg = variant.subgroups;
+        let conv = module("conv.wgsl", false, &[CONV_BINDINGS, include_str!("../../shaders/conv.wgsl")]);
+        let conv_tiled = module("conv_tiled.wgsl", false, &[CONV_BINDINGS, include_str!("../../shaders/conv_tiled.wgsl")]);
+        let reduce = if sg { include_str!("../../shaders/reduce_subgroups.wgsl") } else { include_str!("../../shaders/reduce.wgsl") };
+        let gn_stats = module("gn_stats.wgsl", sg, &[include_str!("../../shaders/gn_stats.wgsl"), reduce]);
+        let max_pool = module("max_pool.wgsl", false, &[include_str!("../../shaders/max_pool.wgsl")]);
+        let pool = match sg {
+            true => module("pool_subgroups.wgsl", true, &[include_str!("../../shaders/pool_subgroups.wgsl")]),
+            false => module("pool.wgsl", false, &[include_str!("../../shaders/pool.wgsl")]),
+        };
+        let classifier = match sg {
+            true => module("classifier_subgroups.wgsl", true, &[include_str!("../../shaders/classifier_subgroups.wgsl")]),
+            false => module("classifier.wgsl", false, &[include_str!("../../shaders/classifier.wgsl")]),
+        };
+        let class_map = module("class_map.wgsl", false, &[include_str!("../../shaders/class_map.wgsl")]);
+        let pipeline = |label: &str, module: &wgpu::ShaderModule, constants: &[(&str, f64)]| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
+                cache: None,
+            })
+        };
+        let size = ("WORKGROUP_SIZE", WORKGROUP as f64);
+        let subgroup_size = ("SUBGROUP_SIZE", gpu.subgroup_size as f64);
+        let conv_constants = |(k, norm, residual): ConvSpec| {
+            [("KERNEL", k as f64), ("NORM_INPUT", norm as u8 as f64), ("ADD_RESIDUAL", residual as u8 as f64)]
+        };
+        let sized = |with_size: bool| if with_size { vec![size] } else { vec![] };
+        let per_subgroup = |c: Vec<(&'static str, f64)>| if sg { vec![subgroup_size] } else { c };
+        Ok(Kernels {
+            variant,
+            subgroup_size: gpu.subgroup_size,
+            convs: specs
+                .iter()
+                .map(|&spec| {
+                    let constants = [&[size][..], &conv_constants(spec)].concat();
+                    (spec, pipeline(&format!("conv {0}x{0}", spec.0), &conv, &constants))
+                })
+                .collect(),
+            tiled: specs
+                .iter()
+                .filter(|&&(k, norm, _)| variant.conv == ConvKernel::Tiled && (k == 1 || norm))
+                .map(|&spec| (spec, pipeline(&format!("conv {0}x{0} tiled", spec.0), &conv_tiled, &conv_constants(spec))))
+                .collect(),
+            gn_stats: pipeline("gn_stats", &gn_stats, &if sg { vec![subgroup_size] } else { vec![] }),
+            max_pool: pipeline("max_pool", &max_pool, &[size]),
+            pool: pipeline("pool", &pool, &per_subgroup(sized(true))),
+            classifier: pipeline("classifier", &classifier, &per_subgroup(sized(true))),
+            class_map: pipeline("class_map", &class_map, &[size]),
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.variant.precision.format()
+    }
+}
+
+/// One recorded dispatch: the dispatch grid's z is the number of images, set when it runs.
+pub struct Dispatch {
+    /// What kind of work it is, for per-layer timings ("conv 3x3", "group norm statistics", ...).
+    pub kind: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    workgroups: (u32, u32),
+}
+
+impl Dispatch {
+    /// Records the dispatch into `pass` for `images` images.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, images: u32) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.workgroups.0, self.workgroups.1, images);
+    }
+}
+
+/// The shape of an activation map (per image; `[h][w][c]`, c a multiple of 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Shape {
+    pub fn elements(&self) -> usize {
+        self.h * self.w * self.c
+    }
+}
+
+/// A convolution's weights on the GPU and its geometry.
+pub struct ConvWeights {
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    /// Input channels as stored (3 becomes 4: the stem reads RGB as RGB0).
+    pub cin: usize,
+    pub cout: usize,
+    /// Input channels of the weights as given.
+    given_cin: usize,
+    format: Format,
+    buffer: wgpu::Buffer,
+}
+
+impl ConvWeights {
+    /// A zeroed buffer for `conv`'s weights (in `format`), filled by [`Self::write`].
+    pub fn new(gpu: &Gpu, conv: &Conv, format: Format, label: &str) -> Result<Self> {
+        if conv.cout % 8 != 0 {
+            bail!(BadModel, "{label}: {} output channels; the GPU kernels need a multiple of 8", conv.cout);
+        }
+        let cin = conv.cin.next_multiple_of(4);
+        let buffer = gpu.zeroed(label, conv.k * conv.k * cin * conv.cout, format)?;
+        Ok(ConvWeights { k: conv.k, stride: conv.stride, pad: conv.pad, cin, cout: conv.cout, given_cin: conv.cin, format, buffer })
+    }
+
+    /// Values the weights take: `[k][k][cin][cout]` as given.
+    pub fn len(&self) -> usize {
+        self.k * self.k * self.given_cin * self.cout
+    }
+
+    /// Uploads `[k][k][cin][cout]` weights; a `cin` of 3 gets a zero 4th channel.
+    pub fn write(&self, gpu: &Gpu, weight: &[f32]) {
+        assert_eq!(weight.len(), self.len(), "checked by the caller");
+        if self.cin == self.given_cin {
+            return gpu.queue.write_buffer(&self.buffer, 0, &self.format.encode(weight));
+        }
+        let mut padded = vec![0.0f32; self.k * self.k * self.cin * self.cout];
+        for tap in 0..self.k * self.k {
+            for ci in 0..self.given_cin {
+                let from = (tap * self.given_cin + ci) * self.cout;
+                let to = (tap * self.cin + ci) * self.cout;
+                padded[to..to + self.cout].copy_from_slice(&weight[from..from + self.cout]);
+            }
+        }
+        gpu.queue.write_buffer(&self.buffer, 0, &self.format.encode(&padded));
+    }
+
+    pub fn out_size(&self, size: usize) -> usize {
+        (size + 2 * self.pad - self.k) / self.stride + 1
+    }
+
+    /// Another handle on the same buffer (wgpu buffers are reference counted).
+    pub fn view(&self) -> ConvWeights {
+        ConvWeights { buffer: self.buffer.clone(), ..*self }
+    }
+}
+
+/// Uploads a convolution's weights (see [`ConvWeights`]).
+pub fn upload_conv(gpu: &Gpu, conv: &Conv, format: Format, label: &str) -> Result<ConvWeights> {
+    let weights = ConvWeights::new(gpu, conv, format, label)?;
+    if conv.weight.len() != weights.len() {
+        bail!(BadModel, "{label}: {} weights, expected {}", conv.weight.len(), weights.len());
+    }
+    weights.write(gpu, &conv.weight);
+    Ok(weights)
+}
+
+/// Splits `threads` invocations into a 2-D grid of workgroups within the 65,535 limit:
+/// (x, y, invocations per row).
+fn grid(threads: usize, workgroup: u32) -> (u32, u32, u32) {
+    let groups = threads.div_ceil(workgroup as usize).max(1);
+    let x = groups.min(65_535);
+    let y = groups.div_ceil(x);
+    (x as u32, y as u32, x as u32 * workgroup)
+}
+
+/// Collects dispatches: each host function below appends one.
+pub struct Recording<'a> {
+    pub gpu: &'a Gpu,
+    pub kernels: &'a Kernels,
+    pub dispatches: Vec<Dispatch>,
+}
+
+impl<'a> Recording<'a> {
+    pub fn new(gpu: &'a Gpu, kernels: &'a Kernels) -> Self {
+        Recording { gpu, kernels, dispatches: Vec::new() }
+    }
+
+    fn dispatch(&self, kind: &str, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer], workgroups: (u32, u32)) -> Dispatch {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { kind: kind.into(), pipeline: pipeline.clone(), bind_group, workgroups }
+    }
+
+    fn push(&mut self, kind: &str, pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer], workgroups: (u32, u32)) {
+        let d = self.dispatch(kind, pipeline, buffers, workgroups);
+        self.dispatches.push(d);
+    }
+
+    /// conv.wgsl / conv_tiled.wgsl: `out = conv(relu(x * scale + shift)) + residual`, the norm
+    /// where `affine` (from [`Self::gn_stats`]) is given, the residual where `residual` is.
+    /// Returns the output's shape.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(&mut self, src: &wgpu::Buffer, x: Shape, w: &ConvWeights, affine: Option<&wgpu::Buffer>, residual: Option<&wgpu::Buffer>, dst: &wgpu::Buffer, dummy: &wgpu::Buffer, label: &str) -> Result<Shape> {
+        if x.c != w.cin {
+            bail!(BadModel, "{label}: input has {} channels, the convolution expects {}", x.c, w.cin);
+        }
+        let (oh, ow) = (w.out_size(x.h), w.out_size(x.w));
+        let pixel_groups = (oh * ow).div_ceil(4);
+        let (gx, gy, threads_x) = grid(pixel_groups * w.cout / 8, WORKGROUP);
+        let params = self.gpu.uniform(
+            label,
+            &[
+                x.h as u32,
+                x.w as u32,
+                (w.cin / 4) as u32,
+                (w.cout / 4) as u32,
+                oh as u32,
+                ow as u32,
+                w.k as u32,
+                w.stride as u32,
+                w.pad as u32,
+                pixel_groups as u32,
+                threads_x,
+                0,
+            ],
+        );
+        let spec = (w.k, affine.is_some(), residual.is_some());
+        let tiled = self.kernels.tiled.iter().find(|(s, _)| *s == spec && w.cin.is_multiple_of(16));
+        let (pipeline, workgroups) = match tiled {
+            Some((_, pipeline)) => (pipeline.clone(), ((w.cout / 4).div_ceil(16) as u32, (oh * ow).div_ceil(32) as u32)),
+            None => {
+                let Some((_, pipeline)) = self.kernels.convs.iter().find(|(s, _)| *s == spec) else {
+                    bail!("{label}: no pipeline for a {0}x{0} convolution (input norm, residual: {1:?})", w.k, (spec.1, spec.2));
+                };
+                (pipeline.clone(), (gx, gy))
+            }
+        };
+        if workgroups.1 > 65_535 {
+            bail!(BadInput, "{label}: {} output pixels are more than one dispatch can tile", oh * ow);
+        }
+        let kind = format!("conv {k}x{k}{}", if residual.is_some() { " + residual" } else { "" }, k = w.k);
+        self.push(&kind, &pipeline, &[&params, src, &w.buffer, affine.unwrap_or(dummy), residual.unwrap_or(dummy), dst], workgroups);
+        Ok(Shape { h: oh, w: ow, c: w.cout })
+    }
+
+    /// gn_stats.wgsl: GroupNorm statistics of `x` in `groups` groups, folded with `gamma` and
+    /// `beta` into a per-channel scale and shift per image (`affine`, 2 x c floats per image).
+    pub fn gn_stats(&mut self, src: &wgpu::Buffer, x: Shape, groups: usize, gamma: &wgpu::Buffer, beta: &wgpu::Buffer, affine: &wgpu::Buffer, label: &str) {
+        let eps = (crate::layers::GN_EPS as f32).to_bits();
+        let params = self.gpu.uniform(label, &[(x.h * x.w) as u32, x.c as u32, (x.c / groups) as u32, 0, eps, 0, 0, 0]);
+        let pipeline = self.kernels.gn_stats.clone();
+        self.push("group norm statistics", &pipeline, &[&params, src, gamma, beta, affine], (groups as u32, 1));
+    }
+
+    /// max_pool.wgsl: the stem's zero padding and 3x3 / 2 max pool. Returns the output's shape.
+    pub fn max_pool(&mut self, src: &wgpu::Buffer, x: Shape, dst: &wgpu::Buffer) -> Shape {
+        let out = Shape { h: (x.h - 1) / 2 + 1, w: (x.w - 1) / 2 + 1, c: x.c };
+        let total = out.elements() / 4;
+        let (gx, gy, threads_x) = grid(total, WORKGROUP);
+        let params = self.gpu.uniform("max_pool", &[x.h as u32, x.w as u32, (x.c / 4) as u32, out.w as u32, total as u32, threads_x, 0, 0]);
+        let pipeline = self.kernels.max_pool.clone();
+        self.push("max pool", &pipeline, &[&params, src, dst], (gx, gy));
+        out
+    }
+
+    /// Lanes per subgroup, and subgroups per workgroup of the subgroup kernels.
+    fn subgroups_per_workgroup(&self) -> usize {
+        (WORKGROUP / self.kernels.subgroup_size.max(1)) as usize
+    }
+
+    /// pool.wgsl / pool_subgroups.wgsl: the final norm + ReLU, then the average over pixels.
+    pub fn pool(&mut self, src: &wgpu::Buffer, x: Shape, affine: &wgpu::Buffer, pooled: &wgpu::Buffer) {
+        let params = self.gpu.uniform("pool", &[(x.h * x.w) as u32, x.c as u32, 0, 0]);
+        let groups = match self.kernels.variant.subgroups {
+            true => (x.c / 4).div_ceil(self.subgroups_per_workgroup()),
+            false => x.c.div_ceil(WORKGROUP as usize),
+        };
+        let pipeline = self.kernels.pool.clone();
+        self.push("norm + average pool", &pipeline, &[&params, src, affine, pooled], (groups as u32, 1));
+    }
+
+    /// classifier.wgsl / classifier_subgroups.wgsl: `logits = weight @ pooled + bias`, the
+    /// weight `[classes][features]` in the kernels' format.
+    #[allow(clippy::too_many_arguments)]
+    pub fn classifier(&mut self, pooled: &wgpu::Buffer, features: usize, weight: &wgpu::Buffer, bias: &wgpu::Buffer, classes: usize, logits: &wgpu::Buffer) {
+        let params = self.gpu.uniform("classifier", &[features as u32, classes as u32, 0, 0]);
+        let groups = match self.kernels.variant.subgroups {
+            true => classes.div_ceil(self.subgroups_per_workgroup()),
+            false => classes.div_ceil(WORKGROUP as usize),
+        };
+        let pipeline = self.kernels.classifier.clone();
+        self.push("classifier", &pipeline, &[&params, pooled, weight, bias, logits], (groups as u32, 1));
+    }
+
+    /// class_map.wgsl: the class activation map of each image's requested class (see the
+    /// shader). Not appended: returned, for the runs that ask for it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn class_map(&self, src: &wgpu::Buffer, x: Shape, affine: &wgpu::Buffer, weight: &wgpu::Buffer, logits: &wgpu::Buffer, classes: usize, capacity: usize, chosen: &wgpu::Buffer, map: &wgpu::Buffer) -> Dispatch {
+        let pixels = x.h * x.w;
+        let params = self.gpu.uniform("class_map", &[pixels as u32, x.c as u32, classes as u32, capacity as u32]);
+        let pipeline = self.kernels.class_map.clone();
+        self.dispatch("class map", &pipeline, &[&params, src, affine, weight, logits, chosen, map], (pixels.div_ceil(WORKGROUP as usize) as u32, 1))
+    }
+}
+
+/// Runs `dispatches` for `images` images in one submission (for tests and timing).
+pub fn submit(gpu: &Gpu, dispatches: &[Dispatch], images: u32, then: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        for d in dispatches {
+            d.encode(&mut pass, images);
+        }
+    }
+    then(&mut encoder);
+    gpu.queue.submit([encoder.finish()]);
+}
+
+/// The device's subgroup size, if its subgroups are what the subgroup kernels assume: one
+/// power-of-two size from 4 to 64, and subgroups that are contiguous, aligned runs of
+/// local_invocation_index. None otherwise (the plain kernels then run).
+pub(super) async fn subgroup_layout(gpu: &Gpu) -> Result<Option<u32>> {
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("subgroup_layout.wgsl"),
+        source: wgpu::ShaderSource::Wgsl(Cow::Owned(source(Precision::F32, true, &[include_str!("../../shaders/subgroup_layout.wgsl")]))),
+    });
+    let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("subgroup_layout"),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    if scope.pop().await.is_some() {
+        return Ok(None);
+    }
+    let out = gpu.zeroed("subgroup layout", 256 * 4, Format::F32)?;
+    let readback = gpu.readback("subgroup layout", 256 * 16);
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[wgpu::BindGroupEntry { binding: 0, resource: out.as_entire_binding() }],
+    });
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    encoder.copy_buffer_to_buffer(&out, 0, &readback, 0, 256 * 16);
+    gpu.queue.submit([encoder.finish()]);
+    let words: Vec<u32> = gpu.read(&[(&readback, 256 * 4, Format::F32)]).await?.remove(0).into_iter().map(f32::to_bits).collect();
+    let size = words[0];
+    let sound = size.is_power_of_two()
+        && (4..=64).contains(&size)
+        && words.chunks_exact(4).enumerate().all(|(t, w)| {
+            let t = t as u32;
+            w[0] == size && w[1] == t % size && w[2] == t - t % size
+        });
+    Ok(sound.then_some(size))
+}
