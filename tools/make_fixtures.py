@@ -15,6 +15,17 @@ It (re)writes, deterministically:
   tests/fixtures/full/pil/*.png, expected.json                  the same for google/bit-50's architecture with
                                                                 seeded weights (seed 0, not saved: the Rust side
                                                                 regenerates them), 448x448 input
+  tests/fixtures/full224/, full200/                             the same seeded google/bit-50 (seed 0) at input 224
+                                                                and 200 (odd stage sizes 50, 25, 13, 7), with their
+                                                                preprocessor_config.json (shortest_edge = crop = size)
+                                                                and pil/*.png crops; same expected.json schema
+
+Every input entry of expected.json ("uniform" and each photo) also holds "cam": the class activation map of its
+top-1 class, einsum('chw,c->hw', BitModel.last_hidden_state[0], classifier.1.weight[class]) computed by torch on
+transformers' own last_hidden_state (after the final GroupNorm+ReLU, bit.norm), with fields
+  class, height, width, bias (= classifier.1.bias[class]), logit (= logits[class]), data (h*w floats, row-major),
+  mean_plus_bias_minus_logit (mean(data) + bias - logit, in float64: float32 rounding only),
+  data_max_abs_err_vs_f64 (the same map from a float64 run of the model: the float32 noise floor).
 
 The weights come from a counter-based generator (splitmix64 finalizer over an FNV-1a stream key per tensor
 name) that the Rust side reimplements bit for bit; expected.json holds a sha256 per generated tensor to prove it.
@@ -338,6 +349,37 @@ def stats(t: torch.Tensor, with_values=False):
     return out
 
 
+def built_channels(model):
+    """(stem width, [stage out widths]) as transformers built them (make_div, width_factor; see make_arch_fixtures.py)."""
+    stem = model.bit.embedder.convolution.out_channels
+    outs = [stage.layers[0].conv3.out_channels for stage in model.bit.encoder.stages]
+    return stem, outs
+
+
+def stage_sizes(size: int):
+    """Spatial sizes [stem, stage1..4] for an input of size x size (any size, not only multiples of 32):
+    conv 7x7/2 pad 3 -> ceil(s/2); zero pad 1 + max pool 3x3/2 -> floor((s+2-3)/2)+1 = ceil(s/2);
+    stages 2-4: 3x3/2 pad 1 (and the 1x1/2 projection) -> ceil(s/2)."""
+    s = (size - 1) // 2 + 1
+    s = (s - 1) // 2 + 1
+    out = [s, s]
+    for _ in range(3):
+        s = (s - 1) // 2 + 1
+        out.append(s)
+    return out
+
+
+def class_activation_map(last_hidden_state, weight, cls):
+    """CAM of class cls: einsum('chw,c->hw', last_hidden_state[0], classifier.weight[cls]).
+
+    last_hidden_state is BitModel's output field of that name: modeling_bit.py (transformers 5.24) BitModel.forward
+    does `last_hidden_state = encoder_outputs[0]; last_hidden_state = self.norm(last_hidden_state)` with
+    self.norm = BitGroupNormActivation(hidden_sizes[-1]) (GroupNorm + ReLU, layer_type "preactivation"), and pools
+    that same tensor (`pooled_output = self.pooler(last_hidden_state)`). So mean over (h, w) of the map plus
+    classifier.1.bias[cls] is logits[cls]."""
+    return torch.einsum("chw,c->hw", last_hidden_state[0], weight[cls])
+
+
 def run_model(model, x: torch.Tensor, cfg, model64):
     x = x.contiguous()  # NCHW-contiguous: a channels-last input takes another conv path (logits move ~5e-5)
     captured = {}
@@ -345,6 +387,7 @@ def run_model(model, x: torch.Tensor, cfg, model64):
         getattr(model.bit, k).register_forward_hook(lambda m, i, o, k=k: captured.__setitem__(k, o))
         for k in ("embedder", "norm", "pooler")
     ]
+    hooks.append(model.bit.register_forward_hook(lambda m, i, o: captured.__setitem__("bit", o)))
     try:
         with torch.no_grad():
             out = model(pixel_values=x, output_hidden_states=True, return_dict=True)
@@ -355,14 +398,22 @@ def run_model(model, x: torch.Tensor, cfg, model64):
     hs = out.hidden_states
     assert len(hs) == 5, len(hs)
     n, _, hgt, wid = x.shape
+    assert hgt == wid, x.shape
+    stem_ch, outs = built_channels(model)
+    sizes = stage_sizes(hgt)
     # hidden_states[0] is the input of stage 1 = the embedder output (conv 7x7/2, pad, max pool 3x3/2)
-    assert tuple(hs[0].shape) == (n, cfg.embedding_size, hgt // 4, wid // 4), hs[0].shape
+    assert tuple(hs[0].shape) == (n, stem_ch, sizes[0], sizes[0]), hs[0].shape
     assert torch.equal(hs[0], captured["embedder"])
     for k in range(4):  # hidden_states[k + 1] = output of stage k + 1
-        assert tuple(hs[k + 1].shape) == (n, cfg.hidden_sizes[k], hgt // (4 * 2**k), wid // (4 * 2**k)), hs[k + 1].shape
+        assert tuple(hs[k + 1].shape) == (n, outs[k], sizes[k + 1], sizes[k + 1]), hs[k + 1].shape
     logits = out.logits[0]
-    with torch.no_grad():
-        logits64 = model64(pixel_values=x.double()).logits[0]
+    captured64 = {}
+    hook64 = model64.bit.register_forward_hook(lambda m, i, o: captured64.__setitem__("bit", o))
+    try:
+        with torch.no_grad():
+            logits64 = model64(pixel_values=x.double()).logits[0]
+    finally:
+        hook64.remove()
     res = {
         # float32 noise floor: how far these float32 logits are from a float64 run of the same model and input
         "logits_max_abs_err_vs_f64": float((logits.double() - logits64).abs().max()),
@@ -380,6 +431,31 @@ def run_model(model, x: torch.Tensor, cfg, model64):
     b = model.classifier[1].bias.detach()
     again = captured["pooled"].flatten(1) @ w.T + b
     assert torch.allclose(again[0], logits, atol=1e-5)
+
+    # class activation map of the top-1 class, from BitModel's own last_hidden_state
+    lhs = captured["bit"].last_hidden_state
+    assert torch.equal(lhs, captured["norm"])  # last_hidden_state is the bit.norm (GroupNorm+ReLU) output
+    cls = res["top5"][0]
+    assert cls == int(torch.argmax(logits))
+    cam = class_activation_map(lhs, w, cls)
+    lhs64 = captured64["bit"].last_hidden_state
+    w64 = model64.classifier[1].weight.detach()
+    cam64 = class_activation_map(lhs64, w64, cls)
+    h, wd = cam.shape
+    assert (h, wd) == (sizes[4], sizes[4])
+    mean_plus_bias = float(cam.double().mean() + b[cls].double())
+    assert abs(mean_plus_bias - float(logits[cls])) < 1e-5 * max(1.0, abs(float(logits[cls]))), (
+        mean_plus_bias, float(logits[cls]))
+    res["cam"] = {
+        "class": cls,
+        "height": int(h),
+        "width": int(wd),
+        "bias": f32(b[cls]),
+        "logit": f32(logits[cls]),
+        "mean_plus_bias_minus_logit": mean_plus_bias - float(logits[cls]),
+        "data_max_abs_err_vs_f64": float((cam.double() - cam64).abs().max()),
+        "data": [f32(v) for v in cam.reshape(-1)],
+    }
     return res
 
 
@@ -509,9 +585,13 @@ def make_tiny(photos):
     return res
 
 
-def make_full(photos):
-    seed, input_seed, size = 0, 200, 448
-    out = FIX / "full"
+def make_full(photos, size=448, name="full"):
+    """google/bit-50's architecture with seeded weights (seed 0) at input size x size: `full` is the published
+    448; `full224` and `full200` are the same weights at 224 and at 200 (200 -> stem 100 -> pool 50 -> stages
+    50, 25, 13, 7: odd sizes, so every stride-2 layer rounds up), with the processor's size and crop set to that
+    size (their preprocessor_config.json is written beside expected.json)."""
+    seed, input_seed = 0, 200
+    out = FIX / name
     cfg = BitConfig.from_pretrained(ASSETS)
     assert cfg.num_labels == 1000 and cfg.id2label[281] == "tabby, tabby cat"
     model = BitForImageClassification(cfg).eval()
@@ -522,10 +602,20 @@ def make_full(photos):
     model.load_state_dict(sd, strict=True)
     processor = PilProcessor.from_pretrained(ASSETS)
     assert processor.size["shortest_edge"] == 448 and processor.resample == 2
+    if size != 448:
+        PilProcessor.from_pretrained(
+            ASSETS, size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+        ).save_pretrained(out)
+        processor = PilProcessor.from_pretrained(out)
+        assert processor.size["shortest_edge"] == size and processor.crop_size["height"] == size
+        assert processor.resample == 2 and list(processor.image_mean) == [0.5, 0.5, 0.5]
     hashes["input"] = sha256_f32(gen_input(input_seed, (1, 3, size, size)))
+    model_desc = "google/bit-50 architecture, seeded weights (not saved)"
+    if size != 448:
+        model_desc += f"; {size}x{size} input, preprocessor_config.json in this folder"
     res = {
         "generated_by": versions(),
-        "model": "google/bit-50 architecture, seeded weights (not saved)",
+        "model": model_desc,
         "seed": seed,
         "input_seed": input_seed,
         "image_size": size,
@@ -534,6 +624,8 @@ def make_full(photos):
         "generator_samples": generator_samples(seed, input_seed),
         "inputs": evaluate(model, processor, out, photos, input_seed, size, save_npy=False),
     }
+    if size != 448:
+        res["stage_sizes"] = stage_sizes(size)
     write_compact_json(out / "expected.json", res)
     return res
 
@@ -547,7 +639,13 @@ def main():
     torch.use_deterministic_algorithms(True)
     write_full_assets()
     photos = write_photos()
-    for name, fn in (("tiny", make_tiny), ("full", make_full)):
+    makers = (
+        ("tiny", make_tiny),
+        ("full", make_full),
+        ("full224", lambda p: make_full(p, 224, "full224")),
+        ("full200", lambda p: make_full(p, 200, "full200")),
+    )
+    for name, fn in makers:
         res = fn(photos)
         print(f"== {name}: {res['num_parameters']} parameters")
         for k, v in res["inputs"].items():
