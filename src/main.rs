@@ -21,7 +21,8 @@ USAGE:
       .npz. Without a config.json beside it, google/bit-50's config and
       preprocessing are assumed. Writes the web weight folder.
   bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu|--gpu]
-                 [--batch N] [--precision f32|f16|f16-arithmetic] [--kernel registers|tiled] IMAGE...
+                 [--batch N] [--precision f32|f16|f16-arithmetic] [--kernel registers|tiled]
+                 [--threads N] IMAGE...
   bit50 classify --model DIR [...] --pixels FILE.npy
       Top K classes per image (default 5), the time taken and what ran it. --json
       prints one object per line; --logits adds all logits; --embed the pooled
@@ -33,8 +34,9 @@ USAGE:
       adapter; --gpu or --cpu decides instead. On the GPU, up to --batch images
       (default 8) go through in one submission; --precision and --kernel choose the
       GPU kernels (default: timed at load; f16 where the adapter has shader-f16 and
-      the weights were stored in f16 or int8).
-  bit50 bench --model DIR [--runs N] [--batch N] [--json] [--cpu|--gpu] [--precision P] [--kernel K]
+      the weights were stored in f16 or int8). The CPU path uses every core, or
+      --threads N.
+  bit50 bench --model DIR [--runs N] [--batch N] [--json] [--cpu|--gpu] [--precision P] [--kernel K] [--threads N]
       Load time, first and warm latency, images per second, GFLOP/s and GPU memory;
       per-layer GPU time; the adapter's matmul peak; the CPU path's latency beside
       them. --json prints one object per configuration measured (each GPU kernel
@@ -129,10 +131,10 @@ fn run(args: &[String]) -> Result<bool> {
         "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
         "classify" => cmd_classify(&Args::parse(
             rest,
-            &["--model", "--top", "--pixels", "--batch", "--precision", "--kernel"],
+            &["--model", "--top", "--pixels", "--batch", "--precision", "--kernel", "--threads"],
             &["--json", "--logits", "--embed", "--explain", "--cpu", "--gpu"],
         )?),
-        "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs", "--batch", "--precision", "--kernel"], &["--json", "--cpu", "--gpu"])?),
+        "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs", "--batch", "--precision", "--kernel", "--threads"], &["--json", "--cpu", "--gpu"])?),
         "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
         "-h" | "--help" | "help" => {
             say!("{USAGE}");
@@ -238,8 +240,12 @@ fn cmd_classify(args: &Args) -> Result<bool> {
     Ok(all_ok)
 }
 
-/// `--cpu`, `--gpu`, `--precision`, `--kernel` as engine options.
+/// `--cpu`, `--gpu`, `--precision`, `--kernel` as engine options; `--threads` for the CPU path.
 fn engine_options(args: &Args) -> Result<Options> {
+    if let Some(n) = args.value("--threads") {
+        let n: usize = n.parse().ok().filter(|&n| (1..=1024).contains(&n)).context(|| format!("--threads {n:?}: expected 1 to 1024"))?;
+        bit50::parallel::set_threads(n);
+    }
     let backend = match (args.flag("--cpu"), args.flag("--gpu")) {
         (true, true) => bail!("--cpu or --gpu, not both"),
         (true, false) => Backend::Cpu,
@@ -412,7 +418,7 @@ fn bench_json(model: &Model, options: &Options, images: &[&[f32]], runs: usize) 
                 "gpu_memory_mb": round(net.gpu.allocated_bytes() as f64 / 1e6),
             }),
             None => serde_json::json!({
-                "adapter": format!("CPU ({} threads)", bit50::parallel::threads()), "backend": "cpu", "kernel": bit50::cpu::kernel_name(),
+                "adapter": format!("CPU, {} thread{}", bit50::parallel::threads(), if bit50::parallel::threads() == 1 { "" } else { "s" }), "backend": "cpu", "kernel": bit50::cpu::kernel_name(),
                 "dtype": "f32", "batch": images.len(), "load_ms": round(load_ms), "first_ms": round(timing.first_ms),
                 "warm_ms": round(warm_ms), "images_per_s": round(images.len() as f64 / warm_ms * 1e3), "gpu_memory_mb": null,
             }),

@@ -2,13 +2,23 @@
 //! a pixel's channels, a row of Winograd tiles), one block per thread. Natively the
 //! threads are the machine's cores; in WebAssembly there is one.
 
-/// Threads a split uses.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Threads chosen by `set_threads` (0: not chosen).
+static CHOSEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Threads a split uses: as chosen, else every core.
 pub fn threads() -> usize {
-    if cfg!(target_arch = "wasm32") {
-        1
-    } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    match CHOSEN.load(Ordering::Relaxed) {
+        0 if cfg!(target_arch = "wasm32") => 1,
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
     }
+}
+
+/// Uses `n` threads from now on (at least 1).
+pub fn set_threads(n: usize) {
+    CHOSEN.store(n.max(1), Ordering::Relaxed);
 }
 
 /// Calls `f(first_unit, block)` on contiguous blocks of `data`, each a whole number of
