@@ -23,6 +23,10 @@ pub enum ErrorKind {
     DeviceLost,
     /// A call made with values it cannot take (a class index out of range, say).
     BadInput,
+    /// A head file (your own classes) that cannot be used: not one, damaged, truncated.
+    BadHead,
+    /// A head trained on another model than the one it is used with.
+    OtherModel,
     /// Anything else.
     Other,
 }
@@ -38,6 +42,8 @@ impl ErrorKind {
             ErrorKind::NoGpu => "no-webgpu",
             ErrorKind::DeviceLost => "device-lost",
             ErrorKind::BadInput => "bad-input",
+            ErrorKind::BadHead => "bad-head",
+            ErrorKind::OtherModel => "other-model",
             ErrorKind::Other => "error",
         }
     }

@@ -5,7 +5,7 @@
 //! [`config`] (the published config files) -> [`weights`] (the web weight format and
 //! its converters) -> [`preprocess`] (image to tensor, as the reference processor) ->
 //! [`gpu`] (WGSL kernels) or [`cpu`] (blocked matrix products, the fallback), chosen by
-//! [`engine`] -> [`top_k`]. [`reference`] is the plain CPU oracle both are tested against;
+//! [`engine`] -> [`top_k`], and [`head`]: your own classes, a linear head on the pooled features. [`reference`] is the plain CPU oracle both are tested against;
 //! [`layers`] holds the simple layers they share, [`parallel`] how the CPU splits work.
 
 pub mod config;
@@ -13,6 +13,7 @@ pub mod cpu;
 pub mod engine;
 mod error;
 pub mod gpu;
+pub mod head;
 pub mod layers;
 pub mod model;
 pub mod parallel;

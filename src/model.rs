@@ -283,6 +283,8 @@ pub struct Model {
     pub network: Network,
     /// How its weights were stored (f16 and int8 models run in f16 on GPUs that have it).
     pub stored: Dtype,
+    /// Its identity, which heads record (`Manifest::model_sha256`).
+    pub sha256: String,
 }
 
 /// How weights are stored on disk (they are always f32 in memory).

@@ -268,6 +268,16 @@ pub fn preprocess(img: &RgbImage, config: &PreprocessorConfig) -> Vec<f32> {
     normalize(&resize_and_crop(img, config), config)
 }
 
+/// The mirror image (left-right) of a `[3][size][size]` network input: the extra view of an
+/// example that a head trained with flips also learns from.
+pub fn mirror(pixels: &[f32], size: usize) -> Vec<f32> {
+    let mut out = pixels.to_vec();
+    for row in out.chunks_exact_mut(size.max(1)) {
+        row.reverse();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +299,12 @@ mod tests {
         let grey = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(6, 1, |x, _| image::Luma([values[x as usize]]));
         let out = to_rgb_like_pil(DynamicImage::ImageLuma16(grey));
         assert_eq!(out.pixels().map(|p| p.0[1]).collect::<Vec<_>>(), [0, 255, 255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn mirror_reverses_each_row_of_each_channel() {
+        let pixels: Vec<f32> = (0..2 * 2 * 3).map(|x| x as f32).collect();
+        assert_eq!(mirror(&pixels, 2), [1.0, 0.0, 3.0, 2.0, 5.0, 4.0, 7.0, 6.0, 9.0, 8.0, 11.0, 10.0]);
     }
 
     #[test]

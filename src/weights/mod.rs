@@ -111,6 +111,15 @@ impl Manifest {
         Ok(())
     }
 
+    /// The model's identity, which a head trained on it records: the sha256 of its shards'
+    /// sha256 values, each as 64 lowercase hex digits and a newline, in the manifest's order.
+    /// Any change to a weight byte (or to how weights are stored: f32, f16, int8) changes it;
+    /// file names, hosting and the manifest's other fields do not.
+    pub fn model_sha256(&self) -> String {
+        let listing: String = self.shards.iter().map(|s| format!("{}\n", s.sha256.to_ascii_lowercase())).collect();
+        sha256_hex(listing.as_bytes())
+    }
+
     /// Builds the model from this manifest and its verified shards' bytes.
     pub fn into_model(self, shards: &[Vec<u8>], source: &str) -> Result<Model> {
         let config = self.bit_config(source)?;
@@ -123,7 +132,8 @@ impl Manifest {
             read_safetensors(bytes, &shard.file, &mut tensors)?;
         }
         let network = Network::from_tensors(&config, preprocessor.crop, tensors, source)?;
-        Ok(Model { name: self.name, labels: self.labels, preprocessor, network, stored: self.dtype })
+        let sha256 = self.model_sha256();
+        Ok(Model { name: self.name, labels: self.labels, preprocessor, network, stored: self.dtype, sha256 })
     }
 }
 
