@@ -4,6 +4,7 @@
 use bit50::config::{bit50_defaults, parse_json, BitConfig};
 use bit50::engine::{Backend, Engine, Options};
 use bit50::gpu::{ConvKernel, Gpu, Outputs, Precision, Want};
+use bit50::head::{self, Head, ModelRef, TrainingSet};
 use bit50::model::{Dtype, Model};
 use bit50::weights::{self, convert, random};
 use bit50::{bail, preprocess, top_k, Context, Result};
@@ -22,7 +23,7 @@ USAGE:
       preprocessing are assumed. Writes the web weight folder.
   bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu|--gpu]
                  [--batch N] [--precision f32|f16|f16-arithmetic] [--kernel registers|tiled]
-                 [--threads N] IMAGE...
+                 [--threads N] [--head HEAD.json] IMAGE...
   bit50 classify --model DIR [...] --pixels FILE.npy
       Top K classes per image (default 5), the time taken and what ran it. --json
       prints one object per line; --logits adds all logits; --embed the pooled
@@ -35,7 +36,18 @@ USAGE:
       (default 8) go through in one submission; --precision and --kernel choose the
       GPU kernels (default: timed at load; f16 where the adapter has shader-f16 and
       the weights were stored in f16 or int8). The CPU path uses every core, or
-      --threads N.
+      --threads N. --head adds your own classes (a head from bit50 fit or the web
+      page) with their probabilities, as 'custom' with --json.
+  bit50 fit --model DIR --class LABEL=FILES --class LABEL=FILES... [--l2 X] [--flips]
+            --out HEAD.json [--cpu|--gpu] [--batch N] [--threads N]
+      Teaches the model your own classes: a linear head (multinomial logistic
+      regression, L2-penalised) on its pooled features, from a few example photos
+      per class. FILES: image files and folders (their .jpg, .jpeg, .png, .webp,
+      .gif and .bmp files), separated by commas. --l2: the penalty, mean
+      cross-entropy + l2/2 ||W||^2 (default 1/n over the n training views,
+      scikit-learn's C = 1); --flips: each photo's mirror image too. Prints the
+      training accuracy and a leave-one-out estimate (up to 200 photos); writes
+      the head file the web page and the JavaScript API also read.
   bit50 bench --model DIR [--runs N] [--batch N] [--json] [--cpu|--gpu] [--precision P] [--kernel K] [--threads N]
       Load time, first and warm latency, images per second, GFLOP/s and GPU memory;
       per-layer GPU time; the adapter's matmul peak; the CPU path's latency beside
@@ -105,6 +117,11 @@ impl Args {
         self.options.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
     }
 
+    /// Every value of an option given more than once.
+    fn values(&self, name: &str) -> Vec<&str> {
+        self.options.iter().filter(|(n, _)| n == name).filter_map(|(_, v)| v.as_deref()).collect()
+    }
+
     fn flag(&self, name: &str) -> bool {
         self.options.iter().any(|(n, _)| n == name)
     }
@@ -131,9 +148,10 @@ fn run(args: &[String]) -> Result<bool> {
         "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
         "classify" => cmd_classify(&Args::parse(
             rest,
-            &["--model", "--top", "--pixels", "--batch", "--precision", "--kernel", "--threads"],
+            &["--model", "--top", "--pixels", "--batch", "--precision", "--kernel", "--threads", "--head"],
             &["--json", "--logits", "--embed", "--explain", "--cpu", "--gpu"],
         )?),
+        "fit" => cmd_fit(&Args::parse(rest, &["--model", "--class", "--l2", "--out", "--batch", "--threads"], &["--flips", "--cpu", "--gpu"])?),
         "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs", "--batch", "--precision", "--kernel", "--threads"], &["--json", "--cpu", "--gpu"])?),
         "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
         "-h" | "--help" | "help" => {
@@ -177,12 +195,16 @@ struct Printing<'a> {
     k: usize,
     json: bool,
     logits: bool,
+    /// Your own classes, and whether to print the embedding (asked for, or only needed by the head).
+    head: Option<&'a Head>,
+    embedding: bool,
 }
 
 fn cmd_classify(args: &Args) -> Result<bool> {
     let model = weights::load_dir(Path::new(args.required("--model")?))?;
-    let printing = Printing { labels: &model.labels, k: args.number("--top", 5)?.max(1), json: args.flag("--json"), logits: args.flag("--logits") };
-    let want = Want { pooled: args.flag("--embed"), class_map: args.flag("--explain").then_some(None), taps: false };
+    let head = args.value("--head").map(|file| read_head(file, &model)).transpose()?;
+    let printing = Printing { labels: &model.labels, k: args.number("--top", 5)?.max(1), json: args.flag("--json"), logits: args.flag("--logits"), head: head.as_ref(), embedding: args.flag("--embed") };
+    let want = Want { pooled: args.flag("--embed") || head.is_some(), class_map: args.flag("--explain").then_some(None), taps: false };
     let pixels_file = args.value("--pixels");
     if pixels_file.is_some() != args.positional.is_empty() {
         bail!("classify takes either images or --pixels FILE.npy\n\n{USAGE}");
@@ -240,6 +262,149 @@ fn cmd_classify(args: &Args) -> Result<bool> {
     Ok(all_ok)
 }
 
+/// A head file, checked against the model it is to be used with.
+fn read_head(file: &str, model: &Model) -> Result<Head> {
+    let bytes = std::fs::read(file).context(|| format!("{file}: cannot read"))?;
+    let head = Head::parse(&bytes, file)?;
+    head.check_model(&model_ref(model), model.network.features(), file)?;
+    Ok(head)
+}
+
+fn model_ref(model: &Model) -> ModelRef {
+    ModelRef { name: model.name.clone(), sha256: model.sha256.clone() }
+}
+
+/// Image files a head learns from: `--class LABEL=FILES`.
+const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "webp", "gif", "bmp"];
+
+/// `--class LABEL=a.jpg,b.png,folder`: the label and its files (a folder's image files, sorted).
+fn class_files(spec: &str) -> Result<(String, Vec<PathBuf>)> {
+    let Some((label, list)) = spec.split_once('=') else {
+        bail!(BadInput, "--class {spec:?}: expected LABEL=FILES (image files or folders, separated by commas)");
+    };
+    let mut files = Vec::new();
+    for item in list.split(',').filter(|s| !s.is_empty()) {
+        let path = Path::new(item);
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).context(|| format!("{item}: cannot read the folder"))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())))
+                .collect();
+            if found.is_empty() {
+                bail!(BadInput, "--class {label}: the folder {item} holds no image files ({})", IMAGE_EXTENSIONS.join(", "));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.to_path_buf());
+        }
+    }
+    if files.is_empty() {
+        bail!(BadInput, "the class {label:?} has no examples: give image files or a folder after {label}=");
+    }
+    Ok((label.to_string(), files))
+}
+
+fn cmd_fit(args: &Args) -> Result<bool> {
+    if !args.positional.is_empty() {
+        bail!("fit takes its photos from --class LABEL=FILES, not {:?}\n\n{USAGE}", args.positional[0]);
+    }
+    let model = weights::load_dir(Path::new(args.required("--model")?))?;
+    let out = PathBuf::from(args.required("--out")?);
+    let l2 = match args.value("--l2") {
+        None => None,
+        Some(v) => Some(v.parse::<f64>().ok().filter(|x| x.is_finite()).context(|| format!("--l2 {v:?}: expected a number"))?),
+    };
+    let flips = args.flag("--flips");
+    // Everything that can be checked is, before the (slow) engine starts.
+    let specs = args.values("--class");
+    let (labels, files): (Vec<String>, Vec<Vec<PathBuf>>) = specs.iter().map(|s| class_files(s)).collect::<Result<Vec<_>>>()?.into_iter().unzip();
+    if labels.len() < 2 {
+        bail!(BadInput, "a head needs at least two classes to tell apart: give --class LABEL=FILES twice or more (got {})", labels.len());
+    }
+    head::check_labels(&labels, bit50::ErrorKind::BadInput, "--class: ")?;
+    let examples: usize = files.iter().map(Vec::len).sum();
+    let views = examples * if flips { 2 } else { 1 };
+    if views > head::MAX_VIEWS {
+        bail!(BadInput, "{examples} photos{}: a head trains on at most {} (or {} with --flips)", if flips { " with their mirror images" } else { "" }, head::MAX_VIEWS, head::MAX_VIEWS / 2);
+    }
+    for file in files.iter().flatten() {
+        check_image_file(file)?;
+    }
+    let mut options = engine_options(args)?;
+    options.batch = args.number("--batch", 8)?.clamp(1, 256);
+    let started = Instant::now();
+    let mut engine = open_engine(&model, &options)?;
+    let size = model.network.image_size;
+    let mut set = TrainingSet::new(model.network.features());
+    let all: Vec<(usize, &PathBuf)> = files.iter().enumerate().flat_map(|(class, f)| f.iter().map(move |p| (class, p))).collect();
+    // A batch of photos at a time (with their mirror images): only their features are kept.
+    let per = if flips { 2 } else { 1 };
+    for chunk in all.chunks((engine.batch() / per).max(1)) {
+        let mut inputs = Vec::new();
+        for (_, file) in chunk {
+            let pixels = preprocess::preprocess(&preprocess::open(file)?, &model.preprocessor);
+            let mirror = flips.then(|| preprocess::mirror(&pixels, size));
+            inputs.push(pixels);
+            inputs.extend(mirror);
+        }
+        let images: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let outputs = pollster::block_on(engine.run(&images, Want { pooled: true, ..Want::default() }))?;
+        for ((class, _), views) in chunk.iter().zip(outputs.chunks(per)) {
+            // The photo, then its mirror image.
+            let features: Vec<&[f32]> = views.iter().map(|o| o.pooled.as_deref().expect("asked for")).collect();
+            set.push(*class, &features)?;
+        }
+    }
+    let features_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let trained = head::train(&labels, &set, &head::Options { l2, flips, loo: true }, &model_ref(&model))?;
+    let train_ms = started.elapsed().as_secs_f64() * 1e3;
+    let text = trained.to_json();
+    write_atomically(&out, text.as_bytes())?;
+    let t = trained.training.as_ref().expect("a trained head says how");
+    let counts: Vec<String> = labels.iter().zip(&t.examples).map(|(l, n)| format!("{l} {n}")).collect();
+    let pct = |a: usize, b: usize| format!("{:.1}% ({a}/{b})", 100.0 * a as f64 / b as f64);
+    say!("examples   {} ({examples} photos{})", counts.join(", "), if flips { format!(", {views} views with their mirror images") } else { String::new() });
+    say!("features   {:.2} s ({}, {} features each)", features_s, if engine.backend() == "gpu" { "gpu" } else { "cpu path" }, set.features());
+    say!("trained    {train_ms:.1} ms: {} L-BFGS iterations, gradient {:.1e}, l2 {:.4e}{}", t.iterations, t.gradient, t.l2, if l2.is_none() { " (1/n)" } else { "" });
+    say!("training   {} right", pct(t.train_correct, examples));
+    match t.loo {
+        Some(loo) => say!("leave-one-out {} right (each photo classified by a head trained without it{})", pct(loo.correct, loo.counted), if loo.counted < examples { "; photos alone in their class are not counted" } else { "" }),
+        None if examples > head::MAX_LOO_EXAMPLES => say!("leave-one-out not estimated: over {} photos (it trains once per photo)", head::MAX_LOO_EXAMPLES),
+        None => say!("leave-one-out not estimated: every class has a single photo (give a class two or more)"),
+    }
+    say!("wrote      {} ({} classes, {:.0} KB)", out.display(), labels.len(), text.len() as f64 / 1024.0);
+    Ok(true)
+}
+
+/// A file's first bytes say whether it is an image at all (decoding finds damage later).
+fn check_image_file(file: &Path) -> Result<()> {
+    use std::io::Read;
+    let name = file.display();
+    let mut head = Vec::new();
+    std::fs::File::open(file).and_then(|f| f.take(64).read_to_end(&mut head)).context(|| format!("{name}: cannot read"))?;
+    if head.is_empty() {
+        bail!(NotImage, "{name}: empty file, not an image");
+    }
+    if image::guess_format(&head).is_err() {
+        bail!(NotImage, "{name}: not an image (expected JPEG, PNG, WebP, GIF or BMP)");
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file beside `path`, so a failure never leaves half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.display();
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).context(|| format!("{name}: cannot write"))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        bit50::Error::from(format!("{name}: cannot write ({e})"))
+    })
+}
+
 /// `--cpu`, `--gpu`, `--precision`, `--kernel` as engine options; `--threads` for the CPU path.
 fn engine_options(args: &Args) -> Result<Options> {
     if let Some(n) = args.value("--threads") {
@@ -276,7 +441,10 @@ fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64, ba
         if printing.logits {
             line["logits"] = serde_json::json!(out.logits);
         }
-        if let Some(embedding) = &out.pooled {
+        if let (Some(head), Some(features)) = (printing.head, &out.pooled) {
+            line["custom"] = serde_json::json!(head.classify(features));
+        }
+        if let Some(embedding) = out.pooled.as_ref().filter(|_| printing.embedding) {
             line["embedding"] = serde_json::json!(embedding);
         }
         if let Some((index, map)) = &out.class_map {
@@ -293,7 +461,13 @@ fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64, ba
     if printing.logits {
         say!("  logits: [{}]", list(&out.logits));
     }
-    if let Some(embedding) = &out.pooled {
+    if let (Some(head), Some(features)) = (printing.head, &out.pooled) {
+        say!("  your classes:");
+        for p in head.classify(features) {
+            say!("  {:>5}  {:6.2}%  {}", p.index, p.prob * 100.0, p.label);
+        }
+    }
+    if let Some(embedding) = out.pooled.as_ref().filter(|_| printing.embedding) {
         say!("  embedding ({} values): [{}]", embedding.len(), list(embedding));
     }
     if let Some((index, map)) = &out.class_map {

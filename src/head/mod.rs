@@ -161,6 +161,10 @@ impl TrainingSet {
         Ok(TrainingSet { features, rows, class, example })
     }
 
+    pub fn features(&self) -> usize {
+        self.features
+    }
+
     pub fn examples(&self) -> usize {
         self.example.last().map_or(0, |e| e + 1)
     }
