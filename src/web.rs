@@ -9,6 +9,7 @@
 
 use crate::engine::{Backend, Engine, Options};
 use crate::gpu::{Features, Gpu, Outputs, Want};
+use crate::head::{self, Head, ModelRef, TrainingSet};
 use crate::preprocess;
 use crate::weights::Manifest;
 use crate::{config::PreprocessorConfig, Error, ErrorKind, Result, WithKind};
@@ -118,7 +119,7 @@ pub async fn build_engine(loader: ModelLoader, backend: String, software: bool, 
         }));
     };
     let engine = Engine::open(model.network, model.stored, &options, on_gpu, now_ms).await.map_err(js_error)?;
-    let inner = Inner { name: model.name, labels: model.labels, preprocessor: model.preprocessor, engine, lost: lost.clone(), shape };
+    let inner = Inner { name: model.name, sha256: model.sha256, labels: model.labels, preprocessor: model.preprocessor, engine, lost: lost.clone(), shape };
     Ok(WebEngine { inner: Rc::new(RefCell::new(inner)), lost })
 }
 
@@ -140,6 +141,8 @@ fn now_ms() -> f64 {
 
 struct Inner {
     name: String,
+    /// The model's identity, which heads record.
+    sha256: String,
     labels: Vec<String>,
     preprocessor: PreprocessorConfig,
     engine: Engine,
@@ -151,6 +154,8 @@ struct Inner {
 #[derive(Serialize)]
 struct Info<'a> {
     name: &'a str,
+    /// The model's identity (`Manifest::model_sha256`), which heads record.
+    sha256: &'a str,
     labels: &'a [String],
     backend: &'static str,
     adapter: String,
@@ -202,6 +207,10 @@ impl Inner {
             Some(msg) => Err(Error::new(ErrorKind::DeviceLost, format!("device-lost: {msg}"))),
             None => Ok(()),
         }
+    }
+
+    fn model_ref(&self) -> ModelRef {
+        ModelRef { name: self.name.clone(), sha256: self.sha256.clone() }
     }
 
     fn pixels(&self, width: u32, height: u32, rgba: &[u8], source: &str) -> Result<Vec<f32>> {
@@ -256,6 +265,7 @@ impl WebEngine {
         let (image_size, features, classes) = inner.shape;
         let info = Info {
             name: &inner.name,
+            sha256: &inner.sha256,
             labels: &inner.labels,
             backend: if gpu.is_some() { "webgpu" } else { "cpu" },
             adapter: gpu.map_or_else(|| "WebAssembly on the CPU".to_string(), |g| g.gpu.describe()),
@@ -276,21 +286,38 @@ impl WebEngine {
     /// `{"top": [{index, label, prob, logit}]}` or `{"error": {code, message}}`: one bad
     /// image fails alone.
     pub fn classify(&self, images: js_sys::Array, top_k: usize) -> js_sys::Promise {
+        self.classify_images(images, top_k, None)
+    }
+
+    /// `classify`, with your own classes too: each result also has `"custom": [{index, label,
+    /// prob}]`, most probable first. The head must have been loaded for this model (`load_head`).
+    pub fn classify_with_head(&self, images: js_sys::Array, top_k: usize, head: &WebHead) -> js_sys::Promise {
+        self.classify_images(images, top_k, Some(head.head.clone()))
+    }
+
+    fn classify_images(&self, images: js_sys::Array, top_k: usize, head: Option<Head>) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
             let mut inner = inner.try_borrow_mut().map_err(|_| busy())?;
+            if let Some(head) = &head {
+                head.check_model(&inner.model_ref(), inner.shape.1, "the head")?;
+            }
             let prepared: Vec<Result<Vec<f32>>> = images
                 .iter()
                 .map(|value| read_image(&value).and_then(|(w, h, rgba, name)| inner.pixels(w, h, &rgba, &name)))
                 .collect();
             let good: Vec<&[f32]> = prepared.iter().filter_map(|p| p.as_ref().ok().map(|v| v.as_slice())).collect();
-            let mut outputs = inner.run(&good, Want::default()).await?.into_iter();
+            let mut outputs = inner.run(&good, Want { pooled: head.is_some(), ..Want::default() }).await?.into_iter();
             let results: Vec<serde_json::Value> = prepared
                 .iter()
                 .map(|p| match p {
                     Ok(_) => {
-                        let logits = outputs.next().expect("one output per good image").logits;
-                        serde_json::json!({ "top": crate::top_k(&logits, &inner.labels, top_k.max(1)) })
+                        let out = outputs.next().expect("one output per good image");
+                        let mut result = serde_json::json!({ "top": crate::top_k(&out.logits, &inner.labels, top_k.max(1)) });
+                        if let (Some(head), Some(features)) = (&head, &out.pooled) {
+                            result["custom"] = serde_json::json!(head.classify(features));
+                        }
+                        result
                     }
                     Err(e) => serde_json::json!({ "error": { "code": e.kind.code(), "message": e.message } }),
                 })
@@ -299,12 +326,16 @@ impl WebEngine {
         })
     }
 
-    /// Resolves the pooled features as a Float32Array.
-    pub fn embed(&self, width: u32, height: u32, rgba: Vec<u8>, source: String) -> js_sys::Promise {
+    /// Resolves the pooled features as a Float32Array; with `mirror`, those of the image's
+    /// mirror image (what a head trained with flips also learns from).
+    pub fn embed(&self, width: u32, height: u32, rgba: Vec<u8>, source: String, mirror: bool) -> js_sys::Promise {
         let inner = self.inner.clone();
         promise(async move {
             let mut inner = inner.try_borrow_mut().map_err(|_| busy())?;
-            let pixels = inner.pixels(width, height, &rgba, &source)?;
+            let mut pixels = inner.pixels(width, height, &rgba, &source)?;
+            if mirror {
+                pixels = preprocess::mirror(&pixels, inner.shape.0);
+            }
             let out = inner.run(&[&pixels], Want { pooled: true, ..Want::default() }).await?.remove(0);
             Ok(js_sys::Float32Array::from(&out.pooled.expect("asked for")[..]).into())
         })
@@ -361,6 +392,21 @@ impl WebEngine {
         })
     }
 
+    /// Reads a head file (its text as bytes; `source` names it in errors) and checks that it
+    /// belongs to this model: a head trained on another one is refused (`other-model`).
+    pub fn load_head(&self, bytes: &[u8], source: &str) -> std::result::Result<WebHead, JsValue> {
+        let inner = self.inner.try_borrow().map_err(|_| js_error(busy()))?;
+        let head = Head::parse(bytes, source).map_err(js_error)?;
+        head.check_model(&inner.model_ref(), inner.shape.1, source).map_err(js_error)?;
+        Ok(WebHead { head })
+    }
+
+    /// Trains a head on this model's features: see `train_head`.
+    pub fn fit_head(&self, classes: &str, rows: Vec<f32>, class: Vec<u32>, example: Vec<u32>, options: &str) -> std::result::Result<WebHead, JsValue> {
+        let inner = self.inner.try_borrow().map_err(|_| js_error(busy()))?;
+        train_head(classes, inner.shape.1, rows, class, example, options, &inner.name, &inner.sha256)
+    }
+
     /// Whether the GPU device was lost (the engine must then be rebuilt).
     pub fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap().clone()
@@ -374,4 +420,66 @@ impl WebEngine {
             }
         }
     }
+}
+
+/// A head (your own classes): trained by `train_head` or `Engine.fit_head`, or read by
+/// `Engine.load_head`.
+#[wasm_bindgen(js_name = Head)]
+pub struct WebHead {
+    head: Head,
+}
+
+#[wasm_bindgen(js_class = Head)]
+impl WebHead {
+    /// The head file's text (docs/web.md: the same format as `bit50 fit` writes).
+    pub fn to_json(&self) -> String {
+        self.head.to_json()
+    }
+
+    /// JSON: `{classes, features, model: {name, sha256}, training}` (training may be null).
+    pub fn summary(&self) -> String {
+        let h = &self.head;
+        serde_json::json!({ "classes": h.classes, "features": h.features, "model": h.model, "training": h.training }).to_string()
+    }
+
+    /// Probabilities of the head's classes for one feature vector (`features` long), JSON
+    /// `[{index, label, prob}]`, most probable first.
+    pub fn classify_features(&self, features: &[f32]) -> std::result::Result<String, JsValue> {
+        if features.len() != self.head.features {
+            return Err(js_error(Error::new(ErrorKind::BadInput, format!("{} features given; the head takes {}", features.len(), self.head.features))));
+        }
+        Ok(serde_json::to_string(&self.head.classify(features)).expect("serializes"))
+    }
+}
+
+/// Checks the labels of a head to be trained (a JSON array), before any photo is embedded.
+#[wasm_bindgen]
+pub fn check_head_labels(classes: &str) -> std::result::Result<(), JsValue> {
+    let classes: Vec<String> = serde_json::from_str(classes).map_err(|e| js_error(Error::new(ErrorKind::BadInput, format!("classes (a JSON array of labels): {e}"))))?;
+    head::check_classes(&classes).map_err(js_error)
+}
+
+#[derive(serde::Deserialize)]
+struct FitOptions {
+    l2: Option<f64>,
+    #[serde(default)]
+    flips: bool,
+    #[serde(default)]
+    loo: bool,
+}
+
+/// Trains a head: `classes` a JSON array of labels; `rows` the features of every view
+/// (`[views][features]`), `class` the class of each view and `example` the number of the
+/// example it shows (0, 1, 2...: a photo and its mirror image share one); `options` JSON
+/// `{l2: number|null, flips, loo}`; the model it belongs to by name and sha256.
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
+pub fn train_head(classes: &str, features: usize, rows: Vec<f32>, class: Vec<u32>, example: Vec<u32>, options: &str, model_name: &str, model_sha256: &str) -> std::result::Result<WebHead, JsValue> {
+    let bad = |what: &str, e: serde_json::Error| js_error(Error::new(ErrorKind::BadInput, format!("{what}: {e}")));
+    let classes: Vec<String> = serde_json::from_str(classes).map_err(|e| bad("classes (a JSON array of labels)", e))?;
+    let options: FitOptions = serde_json::from_str(options).map_err(|e| bad("options", e))?;
+    let set = TrainingSet::from_flat(features, rows, class.into_iter().map(|c| c as usize).collect(), example.into_iter().map(|e| e as usize).collect()).map_err(js_error)?;
+    let model = ModelRef { name: model_name.into(), sha256: model_sha256.into() };
+    let head = head::train(&classes, &set, &head::Options { l2: options.l2, flips: options.flips, loo: options.loo }, &model).map_err(js_error)?;
+    Ok(WebHead { head })
 }

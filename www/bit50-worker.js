@@ -2,8 +2,9 @@
 // waits on any of it. Spoken to only by bit50.js: messages {id, op, ...} answered by
 // {id, ok, result|error}, plus unsolicited {event, ...} messages (progress, devicelost,
 // recovered). Fetching the weights, preparing WebGPU and reading images live in lib/.
-import init, { ModelLoader, build_engine, limits } from './pkg/bit50.js';
+import init, { ModelLoader, build_engine, limits, check_head_labels } from './pkg/bit50.js';
 import { CodedError, toWire } from './lib/errors.js';
+import { HeadCache } from './lib/heads.js';
 import { toRGBA, setLimits } from './lib/images.js';
 import { fetchModel, manifestUrlOf } from './lib/model-files.js';
 import { prepareWebGPU, describeAdapter } from './lib/webgpu.js';
@@ -22,6 +23,7 @@ const wasmReady = init({
 let engine = null;
 let loaded = null; // the load options of the current model, to rebuild after a lost device
 let queue = Promise.resolve();
+const heads = new HeadCache(() => engine);
 
 self.onmessage = (e) => {
   const msg = e.data;
@@ -45,20 +47,46 @@ const OPS = {
     loaded = options;
     return [info];
   },
-  /** images: [{kind, ...}]; resolves one entry per image: {top, ms, width, height} or {error}. */
-  async classify({ images, topK }) {
+  /** images: [{kind, ...}]; head: {id, json} or none; resolves one entry per image:
+   * {top, custom?, ms, width, height} or {error}. */
+  async classify({ images, topK, head }) {
     const t0 = performance.now();
+    const wasmHead = head ? heads.get(head) : null;
     const decoded = await Promise.all(images.map((image) => toRGBA(image).catch((err) => ({ error: toWire(err) }))));
     const good = decoded.filter((d) => !d.error);
-    const results = good.length ? JSON.parse(await withRecovery(() => engine.classify(good, topK || 5))) : [];
+    const run = () => (wasmHead ? engine.classify_with_head(good, topK || 5, wasmHead) : engine.classify(good, topK || 5));
+    const results = good.length ? JSON.parse(await withRecovery(run)) : [];
     const ms = (performance.now() - t0) / Math.max(1, images.length);
     let next = 0;
     return [decoded.map((d) => (d.error ? d : { ...results[next++], ms, width: d.width, height: d.height }))];
   },
-  async embed({ image }) {
+  async embed({ image, mirror = false }) {
     const px = await toRGBA(image);
-    const features = await withRecovery(() => engine.embed(px.width, px.height, px.data, px.name));
+    const features = await withRecovery(() => engine.embed(px.width, px.height, px.data, px.name, mirror));
     return [features, [features.buffer]];
+  },
+  /** The features of an image and, with flips, of its mirror image: [Float32Array, ...]. */
+  async embedViews({ image, flips }) {
+    const px = await toRGBA(image);
+    const views = [await withRecovery(() => engine.embed(px.width, px.height, px.data, px.name, false))];
+    if (flips) views.push(await withRecovery(() => engine.embed(px.width, px.height, px.data, px.name, true)));
+    return [views, views.map((v) => v.buffer)];
+  },
+  async checkHeadLabels({ classes }) {
+    await wasmReady;
+    check_head_labels(JSON.stringify(classes));
+    return [true];
+  },
+  /** rows: Float32Array [views][features]; klass, example: Uint32Array per view. */
+  async fitHead({ headId, classes, rows, klass, example, options }) {
+    if (!engine) throw new CodedError('not-loaded', 'no model is loaded');
+    const t0 = performance.now();
+    const head = engine.fit_head(JSON.stringify(classes), rows, klass, example, JSON.stringify(options));
+    const ms = performance.now() - t0;
+    return [{ ...heads.add(headId, head), ms }];
+  },
+  async loadHead({ headId, json, source }) {
+    return [heads.load(headId, json, source)];
   },
   async explain({ image, index }) {
     const px = await toRGBA(image);

@@ -6,6 +6,8 @@
 //   const results = await model.classify([a, b, c]);     // one submission per batch on WebGPU
 //   const features = await model.embed(file);          // Float32Array (2,048 for BiT-50)
 //   const heatmap = await model.explain(file, top[0].index);
+//   const head = await model.fitHead({ cat: [a, b], dog: [c] });   // your own classes
+//   const { top, custom } = await model.classify(file, { head });  // custom: [{label, prob}]
 //   model.info;  model.dispose();
 //
 // All work happens in a Web Worker; every method returns a Promise. Failures reject
@@ -15,7 +17,7 @@ const WORKER_URL = new URL('./bit50-worker.js', import.meta.url).href;
 
 /** An error with a machine-readable `code` (docs/web.md lists them): 'not-found', 'network',
  * 'checksum', 'bad-model', 'no-webgpu', 'not-image', 'truncated', 'too-large', 'too-small',
- * 'bad-input', 'disposed', 'device-lost', 'error'. */
+ * 'bad-input', 'bad-head', 'other-model', 'disposed', 'device-lost', 'error'. */
 export class Bit50Error extends Error {
   constructor(code, message) {
     super(message);
@@ -125,6 +127,29 @@ async function toMessage(input) {
   return [{ kind: 'bitmap', bitmap, name }, [bitmap]];
 }
 
+let headCount = 0;
+
+/**
+ * A head: your own classes, learned on a model's features (`model.fitHead`) or read from a
+ * head file (`model.loadHead`). `classes` (labels), `features`, `model` ({name, sha256}: the
+ * model it belongs to), `training` ({l2, flips, examples, iterations, gradient, train_correct,
+ * loo: {correct, counted} | null}, or null), `ms` (training time, for a trained one).
+ */
+export class Head {
+  /** (Made by model.fitHead and model.loadHead: `id` names it in the model's worker.) */
+  constructor(id, json, summary, ms = null) {
+    Object.defineProperty(this, '_json', { value: json });
+    Object.defineProperty(this, '_id', { value: id });
+    Object.assign(this, summary);
+    this.ms = ms;
+  }
+
+  /** The head file as an object: `JSON.stringify(head)` writes the file; `loadHead` reads it. */
+  toJSON() {
+    return JSON.parse(this._json);
+  }
+}
+
 /** A loaded model. Events: 'devicelost' and 'recovered' (detail: {reason} / {info}). */
 export class Model extends EventTarget {
   constructor(connection, info) {
@@ -140,26 +165,117 @@ export class Model extends EventTarget {
    * {error: Bit50Error} (one bad photo fails alone); on WebGPU they go through the network
    * `info.batch` at a time, one GPU submission each, and each gets what it would get alone.
    */
-  async classify(input, { topK = 5 } = {}) {
+  async classify(input, { topK = 5, head = null } = {}) {
+    if (head !== null && !(head instanceof Head)) throw new Bit50Error('bad-input', 'options.head must be a Head, from model.fitHead() or model.loadHead()');
     const many = Array.isArray(input);
     const prepared = await Promise.all((many ? input : [input]).map((i) => toMessage(i).catch((error) => ({ error }))));
     if (!many && prepared[0].error) throw prepared[0].error;
     const good = prepared.filter((p) => !p.error);
-    const results = good.length ? await this._c.call('classify', { images: good.map(([image]) => image), topK }, good.flatMap(([, t]) => t)) : [];
+    const headRef = head && { id: head._id, json: head._json };
+    const results = good.length ? await this._c.call('classify', { images: good.map(([image]) => image), topK, head: headRef }, good.flatMap(([, t]) => t)) : [];
     let next = 0;
     const out = prepared.map((p) => {
       const r = p.error ? { error: p.error } : results[next++];
       if (r.error && !(r.error instanceof Bit50Error)) return { error: new Bit50Error(r.error.code, r.error.message) };
-      return r.error ? r : { top: r.top, ms: r.ms, width: r.width, height: r.height };
+      if (r.error) return r;
+      return head ? { top: r.top, custom: r.custom, ms: r.ms, width: r.width, height: r.height } : { top: r.top, ms: r.ms, width: r.width, height: r.height };
     });
     if (!many && out[0].error) throw out[0].error;
     return many ? out : out[0];
   }
 
-  /** Resolves the pooled features (Float32Array, `info.features` long). */
-  async embed(input) {
+  /** Resolves the pooled features (Float32Array, `info.features` long); with `mirror: true`,
+   * those of the input's mirror image (left and right swapped). */
+  async embed(input, { mirror = false } = {}) {
     const [image, transfer] = await toMessage(input);
-    return this._c.call('embed', { image }, transfer);
+    return this._c.call('embed', { image, mirror: !!mirror }, transfer);
+  }
+
+  /**
+   * Learns your own classes from examples: `examples` maps each label to its examples, an
+   * object `{ cat: [a, b], dog: [c] }` or a Map. An example is an image (any input classify
+   * takes), or features from `embed()` (a Float32Array), or an array of such Float32Arrays
+   * (views of one example: the photo and its mirror image). Options: `l2` (the L2 penalty;
+   * default 1/n over the n training views, scikit-learn's C = 1), `flips` (also learn from each
+   * image's mirror image), `loo` (a leave-one-out estimate, up to 200 examples; default
+   * true), `onProgress({done, total})` as images are embedded. Resolves a Head.
+   */
+  async fitHead(examples, { l2 = null, flips = false, loo = true, onProgress } = {}) {
+    const entries = examples instanceof Map ? [...examples] : Object.entries(examples ?? {});
+    const classes = entries.map(([label]) => label);
+    for (const [label, list] of entries) {
+      if (!Array.isArray(list)) throw new Bit50Error('bad-input', `the examples of ${JSON.stringify(label)} must be an array`);
+    }
+    if (l2 !== null && !(typeof l2 === 'number' && Number.isFinite(l2))) throw new Bit50Error('bad-input', `l2 ${l2}: expected a number`);
+    await this._c.call('checkHeadLabels', { classes });
+    const empty = entries.find(([, list]) => list.length === 0);
+    if (empty) throw new Bit50Error('bad-input', `the class ${JSON.stringify(empty[0])} has no examples: add at least one photo to it`);
+    const d = this.info.features;
+    const total = entries.reduce((n, [, list]) => n + list.length, 0);
+    const views = [];
+    const klass = [];
+    const example = [];
+    let done = 0;
+    for (const [c, [label, list]] of entries.entries()) {
+      for (const [i, item] of list.entries()) {
+        const what = `example ${i + 1} of ${JSON.stringify(label)}`;
+        let got;
+        if (item instanceof Float32Array || (Array.isArray(item) && item.length && item.every((v) => v instanceof Float32Array))) {
+          got = item instanceof Float32Array ? [item] : item;
+          const wrong = got.find((v) => v.length !== d);
+          if (wrong) throw new Bit50Error('bad-input', `${what}: ${wrong.length} features; this model gives ${d}`);
+        } else {
+          let message;
+          try {
+            message = await toMessage(item);
+          } catch (err) {
+            throw new Bit50Error(err.code || 'bad-input', `${label}: ${err.message}`);
+          }
+          const [image, transfer] = message;
+          got = await this._c.call('embedViews', { image, flips: !!flips }, transfer).catch((err) => {
+            throw new Bit50Error(err.code, `${label}: ${err.message}`);
+          });
+        }
+        for (const v of got) {
+          views.push(v);
+          klass.push(c);
+          example.push(done);
+        }
+        done++;
+        onProgress?.({ done, total });
+      }
+    }
+    const rows = new Float32Array(views.length * d);
+    views.forEach((v, i) => rows.set(v, i * d));
+    const id = ++headCount;
+    const r = await this._c.call(
+      'fitHead',
+      { headId: id, classes, rows, klass: Uint32Array.from(klass), example: Uint32Array.from(example), options: { l2, flips: !!flips, loo: !!loo } },
+      [rows.buffer],
+    );
+    return new Head(id, r.json, r.summary, r.ms);
+  }
+
+  /**
+   * Reads a head file for this model: `json` is its text, the parsed object, a Head, or a
+   * Blob/File. Rejects with code 'bad-head' (not a head file, damaged, truncated) or
+   * 'other-model' (trained on another model: a head only works with the model it learned).
+   */
+  async loadHead(json, { source } = {}) {
+    let text = json;
+    let name = source;
+    if (globalThis.Blob && json instanceof Blob) {
+      name ??= json.name || 'the head file';
+      text = await json.text();
+    } else if (json instanceof Head) {
+      text = json._json;
+    } else if (json && typeof json === 'object') {
+      text = JSON.stringify(json);
+    }
+    if (typeof text !== 'string') throw new Bit50Error('bad-input', 'loadHead() takes a head file: its text, the parsed object, or a Blob/File');
+    const id = ++headCount;
+    const r = await this._c.call('loadHead', { headId: id, json: text, source: name || 'the head file' });
+    return new Head(id, r.json, r.summary);
   }
 
   /**

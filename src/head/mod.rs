@@ -220,6 +220,19 @@ pub fn check_labels(labels: &[String], kind: ErrorKind, source: &str) -> Result<
     Ok(())
 }
 
+/// The classes of a head to train: 2 to `MAX_CLASSES` labels that pass `check_labels`.
+pub fn check_classes(labels: &[String]) -> Result<()> {
+    let k = labels.len();
+    if k < 2 {
+        let named = labels.first().map(|c| format!(": {c:?}")).unwrap_or_default();
+        return Err(error(ErrorKind::BadInput, format!("a head needs at least two classes to tell apart (got {k}{named})")));
+    }
+    if k > MAX_CLASSES {
+        return Err(error(ErrorKind::BadInput, format!("{k} classes: a head has at most {MAX_CLASSES}")));
+    }
+    check_labels(labels, ErrorKind::BadInput, "")
+}
+
 impl Head {
     /// Reads a head file; `source` names it in errors. Checks everything but the model it
     /// belongs to (`check_model`).
@@ -346,14 +359,7 @@ fn softmax(z: &[f64]) -> Vec<f64> {
 pub fn train(classes: &[String], set: &TrainingSet, options: &Options, model: &ModelRef) -> Result<Head> {
     let (k, n, d) = (classes.len(), set.views(), set.features);
     let bad = |message: String| Err(error(ErrorKind::BadInput, message));
-    if k < 2 {
-        let named = classes.first().map(|c| format!(": {c:?}")).unwrap_or_default();
-        return bad(format!("a head needs at least two classes to tell apart (got {k}{named})"));
-    }
-    if k > MAX_CLASSES {
-        return bad(format!("{k} classes: a head has at most {MAX_CLASSES}"));
-    }
-    check_labels(classes, ErrorKind::BadInput, "")?;
+    check_classes(classes)?;
     if n > MAX_VIEWS {
         let flips = if n > set.examples() { format!(" ({n} with their mirror images)") } else { String::new() };
         return bad(format!("{} examples{flips}: a head trains on at most {MAX_VIEWS} (or {} with flips), which take a few seconds; a few per class is what it is for", set.examples(), MAX_VIEWS / 2));
