@@ -1,5 +1,6 @@
 // The demo page: load a model, classify dropped / picked / pasted photos and camera frames.
 import { load, drawHeatmap, Bit50Error } from './bit50.js';
+import { initCustomClasses } from './custom-classes.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -45,6 +46,8 @@ function explainError(err) {
     truncated: 'Damaged image.',
     'too-large': 'File too large.',
     'too-small': 'Image too small.',
+    'bad-head': 'Not a usable head file.',
+    'other-model': 'A head for another model.',
   };
   const hint = hints[err.code];
   return hint ? `${hint} ${err.message}` : err.message || String(err);
@@ -76,6 +79,7 @@ async function loadModel(url) {
   const old = model;
   model = null;
   old?.dispose();
+  customClasses.useModel(null);
   const t0 = performance.now();
   let shownCacheNote = false;
   try {
@@ -121,6 +125,7 @@ async function loadModel(url) {
   document.body.dataset.model = 'ready';
   document.body.dataset.backend = info.backend;
   if (info.backend !== 'webgpu' && !measured) message(`WebGPU is not available here, so the network runs on the CPU in WebAssembly: the same results, more slowly. (${info.fallback_reason})`, 'warn');
+  customClasses.useModel(model);
   model.addEventListener('devicelost', () => message('The GPU device was lost; reloading the model…', 'warn'));
   model.addEventListener('recovered', (e) => {
     message(`Recovered: the model runs again on ${e.detail.info.backend === 'webgpu' ? e.detail.info.adapter : 'the CPU'}.`, 'note');
@@ -191,17 +196,18 @@ async function classifyFile(file) {
       card.querySelector('.thumb').classList.add('broken');
     }
     const m = await ready();
-    const result = await m.classify(file, { topK: 5 });
+    const result = await m.classify(file, { topK: 5, head: customClasses.head });
     card.classList.remove('busy');
     card.classList.add('done');
     state.hidden = true;
     renderTop(card.querySelector('.top'), result.top);
+    customClasses.showResult(card, result.custom);
     card.querySelector('.meta').textContent = `${Math.round(result.ms)} ms · ${m.info.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
     const toggle = card.querySelector('.toggle-heat');
     toggle.hidden = false;
     toggle.onclick = () => toggleHeatmap(card, file, result.top[0], toggle);
     card.dataset.top = JSON.stringify(result.top);
-    const best = result.top[0];
+    const best = result.custom?.[0] ?? result.top[0];
     announce(`${file.name || 'Image'}: ${best.label}, ${pct(best.prob)}.`);
     return result;
   } catch (err) {
@@ -272,10 +278,13 @@ window.addEventListener('dragenter', (e) => {
   dragDepth++;
   $('drop-overlay').hidden = false;
 });
+// Elements marked data-own-drop (your own classes) take their drops themselves.
+const ownDrop = (e) => e.target instanceof Element && e.target.closest('[data-own-drop]');
 window.addEventListener('dragover', (e) => {
   if (!hasFiles(e)) return;
   e.preventDefault();
   e.dataTransfer.dropEffect = 'copy';
+  $('drop-overlay').hidden = !!ownDrop(e);
 });
 window.addEventListener('dragleave', () => {
   dragDepth = Math.max(0, dragDepth - 1);
@@ -285,6 +294,7 @@ window.addEventListener('drop', (e) => {
   e.preventDefault();
   dragDepth = 0;
   $('drop-overlay').hidden = true;
+  if (ownDrop(e)) return;
   const files = [...(e.dataTransfer?.files || [])];
   if (!files.length) {
     message('Nothing to classify was dropped: drop image files.');
@@ -346,7 +356,7 @@ async function liveLoop() {
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
-      const r = await m.classify(video, { topK: 3 });
+      const r = await m.classify(video, { topK: 3, head: customClasses.head });
       if (!stream) break;
       live.replaceChildren(
         ...r.top.map((p) => {
@@ -355,6 +365,7 @@ async function liveLoop() {
           return d;
         }),
       );
+      customClasses.showLive(live, r.custom);
       live.dataset.frames = String(Number(live.dataset.frames || 0) + 1);
     } catch (err) {
       live.textContent = explainError(err);
@@ -403,7 +414,9 @@ $('model-form').onsubmit = (e) => {
   loadModel(url);
 };
 
+const customClasses = initCustomClasses({ message, announce, explainError });
+
 // For tests and the curious.
-window.bit50 = { get model() { return model; }, loadModel, classifyFile };
+window.bit50 = { get model() { return model; }, loadModel, classifyFile, customClasses };
 
 defaultModelUrl().then(loadModel);

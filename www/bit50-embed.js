@@ -5,8 +5,10 @@
 //   <bit50-classifier model="https://example.org/bit50/models/bit-50/"></bit50-classifier>
 //
 // Attributes: model (required), fallback-model (tried when model is not found, e.g. a
-// mirror), top-k (default 3). Events (bubbling, composed):
-// 'prediction' {detail: {name, top, ms}}, 'ready' {detail: info}, 'error' {detail: {code, message}}.
+// mirror), top-k (default 3), head (a head file's URL: your own classes, from the demo page's
+// export or `bit50 fit`, shown above the top-k). Events (bubbling, composed):
+// 'prediction' {detail: {name, top, custom?, ms}}, 'ready' {detail: info},
+// 'error' {detail: {code, message}}.
 import { load } from './bit50.js';
 
 const models = new Map(); // one load per model URL, shared by every widget on the page
@@ -31,12 +33,16 @@ li:first-child .label { font-weight: 700; }
 .bar { grid-column: 1 / -1; height: 5px; background: #edf0f4; border-radius: 99px; overflow: hidden; }
 .bar span { display: block; height: 100%; background: #2f5bea; }
 .credit { font-size: .75rem; color: #8a929c; margin: 10px 0 0; }
+.lists { flex: 1; min-width: 0; }
+.title { font-size: .7rem; text-transform: uppercase; letter-spacing: .04em; color: #5b6470; margin: 0 0 4px; }
+ol.custom { margin-bottom: 8px; }
+ol.custom .bar span { background: #17803d; }
 .vh { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 `;
 
 class Bit50Classifier extends HTMLElement {
   static get observedAttributes() {
-    return ['model'];
+    return ['model', 'head'];
   }
 
   constructor() {
@@ -48,7 +54,8 @@ class Bit50Classifier extends HTMLElement {
         <button type="button" part="button" disabled>Choose a photo</button>
         <input type="file" accept="image/*" hidden>
         <p class="hint">or drop one here</p>
-        <div class="result" part="result" hidden aria-live="polite"><img alt=""><ol></ol></div>
+        <div class="result" part="result" hidden aria-live="polite"><img alt="">
+          <div class="lists"><div class="custom-block" hidden><p class="title">Your classes</p><ol class="custom"></ol><p class="title">ImageNet</p></div><ol class="top"></ol></div></div>
         <p class="credit">BiT-50, running on your device</p>
       </div>`;
     this._box = root.querySelector('.box');
@@ -80,8 +87,10 @@ class Bit50Classifier extends HTMLElement {
     this._load();
   }
 
-  attributeChangedCallback() {
-    if (this.isConnected) this._load();
+  attributeChangedCallback(name) {
+    if (!this.isConnected) return;
+    if (name === 'head') this._loadHead();
+    else this._load();
   }
 
   _load(url = this.getAttribute('model')) {
@@ -109,8 +118,9 @@ class Bit50Classifier extends HTMLElement {
         if (this._url !== absolute) return;
         this._model = model;
         this._button.disabled = false;
-        this._status.textContent = `Ready (${model.info.backend === 'webgpu' ? 'WebGPU' : 'CPU'})`;
+        this._status.textContent = this._ready();
         this._emit('ready', model.info);
+        this._loadHead();
       },
       (err) => {
         models.delete(absolute);
@@ -123,6 +133,37 @@ class Bit50Classifier extends HTMLElement {
         this._fail(err);
       },
     );
+  }
+
+  _ready() {
+    const engine = this._model.info.backend === 'webgpu' ? 'WebGPU' : 'CPU';
+    return this._head ? `Ready (${engine}), with your classes: ${this._head.classes.join(', ')}` : `Ready (${engine})`;
+  }
+
+  /** Reads the head file named by the head attribute; the widget works without it meanwhile. */
+  async _loadHead(url = this.getAttribute('head')) {
+    this._head = null;
+    if (!this._model) return;
+    if (!url) {
+      this._status.textContent = this._ready();
+      return;
+    }
+    const model = this._model;
+    const absolute = new URL(url, document.baseURI).href;
+    this._headUrl = absolute;
+    try {
+      const response = await fetch(absolute);
+      if (!response.ok) throw Object.assign(new Error(`${absolute}: HTTP ${response.status}`), { code: response.status === 404 ? 'not-found' : 'network' });
+      const head = await model.loadHead(await response.text(), { source: absolute.split('/').pop() || absolute });
+      if (this._headUrl !== absolute || this._model !== model) return;
+      this._head = head;
+      this._status.classList.remove('error');
+      this._status.textContent = this._ready();
+      this._emit('head', { classes: head.classes });
+    } catch (err) {
+      if (this._headUrl !== absolute) return;
+      this._fail({ code: err.code || 'network', message: `the head file cannot be used: ${err.message}` });
+    }
   }
 
   _fail(err) {
@@ -145,25 +186,28 @@ class Bit50Classifier extends HTMLElement {
     this._status.classList.remove('error');
     this._status.textContent = 'Classifying…';
     try {
-      const r = await this._model.classify(input, { topK: k });
+      const r = await this._model.classify(input, { topK: k, head: this._head });
       const img = this._result.querySelector('img');
       if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
       img.src = input instanceof Blob ? URL.createObjectURL(input) : '';
       img.alt = input.name || 'photo';
-      const list = this._result.querySelector('ol');
-      list.replaceChildren(
-        ...r.top.map((p) => {
+      const items = (list) =>
+        list.map((p) => {
           const li = document.createElement('li');
           li.innerHTML = '<span class="label"></span><span class="prob"></span><span class="bar"><span></span></span>';
           li.querySelector('.label').textContent = p.label;
           li.querySelector('.prob').textContent = `${(p.prob * 100).toFixed(1)}%`;
           li.querySelector('.bar span').style.width = `${Math.max(1, p.prob * 100)}%`;
           return li;
-        }),
-      );
+        });
+      this._result.querySelector('ol.top').replaceChildren(...items(r.top));
+      this._result.querySelector('ol.custom').replaceChildren(...items(r.custom?.slice(0, k) ?? []));
+      this._result.querySelector('.custom-block').hidden = !r.custom;
       this._result.hidden = false;
-      this._status.textContent = `${r.top[0].label} (${Math.round(r.ms)} ms)`;
+      const best = r.custom?.[0] ?? r.top[0];
+      this._status.textContent = `${best.label} (${Math.round(r.ms)} ms)`;
       const detail = { name: input.name || 'image', top: r.top, ms: r.ms };
+      if (r.custom) detail.custom = r.custom;
       this._emit('prediction', detail);
       return detail;
     } catch (err) {
