@@ -190,7 +190,8 @@ fn ten_thousand_examples_train_within_seconds_and_more_are_refused() {
     let t = trained.training.unwrap();
     println!("{} examples, 10 classes: {secs:.2} s, {} iterations, gradient {:.1e}", head::MAX_VIEWS, t.iterations, t.gradient);
     assert!(t.gradient < 1e-6);
-    assert!(secs < 15.0, "{secs} s");
+    // About 3.5 s on an idle 2-core machine; generous, since test machines are shared.
+    assert!(secs < 30.0, "{secs} s");
     // With flips they are 20,000 views: refused, saying what the limit is.
     let flipped = synthetic(2, 5000, true, 3);
     let err = head::train(&names(2), &flipped, &Options { flips: true, ..Options::default() }, &model()).unwrap_err();

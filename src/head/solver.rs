@@ -225,13 +225,14 @@ pub(super) fn minimize(p: &Problem, mut theta: Vec<f64>, gtol: f64) -> Solution 
         let mut d: Vec<f64> = g.iter().map(|x| -x).collect();
         two_loop(&history, &mut d);
         let mut slope = dot(&g, &d);
-        if !(slope < 0.0) {
+        if slope.is_nan() || slope >= 0.0 {
             history.clear();
             d = g.iter().map(|x| -x).collect();
             slope = -dot(&g, &g);
         }
         let first = if history.is_empty() { (1.0 / dot(&g, &g).sqrt()).min(1.0) } else { 1.0 };
-        let Some(f_new) = line_search(p, &theta, f, &d, slope, first, &mut trial, &mut g_trial) else {
+        let line = Line { p, theta: &theta, d: &d, f0: f, slope0: slope };
+        let Some(f_new) = line.search(first, &mut trial, &mut g_trial) else {
             // No step decreases f within f64's precision: as close as it gets (or, once,
             // a stale history: start again from steepest descent).
             if history.is_empty() {
@@ -280,73 +281,92 @@ fn two_loop(history: &std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>, d: 
     }
 }
 
-/// A step along `d` meeting the strong Wolfe conditions (Nocedal and Wright, algorithms 3.5
-/// and 3.6, with safeguarded cubic interpolation). Leaves the point in `x`, its gradient in
-/// `g`; returns its value, or None when no step decreases f.
-#[allow(clippy::too_many_arguments)]
-fn line_search(p: &Problem, theta: &[f64], f0: f64, d: &[f64], slope0: f64, first: f64, x: &mut [f64], g: &mut [f64]) -> Option<f64> {
-    const C1: f64 = 1e-4;
-    const C2: f64 = 0.9;
-    // Decreases below rounding count as none (an approximate Wolfe condition): near the
-    // optimum, f's changes are smaller than its rounding errors.
-    let slack = 1e-14 * f0.abs();
-    let mut eval = |a: f64, x: &mut [f64], g: &mut [f64]| -> (f64, f64) {
-        for ((x, &t), &d) in x.iter_mut().zip(theta).zip(d) {
+/// The objective along a line: theta + a d.
+struct Line<'a> {
+    p: &'a Problem<'a>,
+    theta: &'a [f64],
+    d: &'a [f64],
+    /// The value and slope at a = 0.
+    f0: f64,
+    slope0: f64,
+}
+
+/// A point on the line: (step, value, slope).
+type Point = (f64, f64, f64);
+
+const C1: f64 = 1e-4;
+const C2: f64 = 0.9;
+
+impl Line<'_> {
+    /// Evaluates the point at step `a`, leaving it in `x` and its gradient in `g`.
+    fn at(&self, a: f64, x: &mut [f64], g: &mut [f64]) -> Point {
+        for ((x, &t), &d) in x.iter_mut().zip(self.theta).zip(self.d) {
             *x = t + a * d;
         }
-        let f = p.eval(x, g);
-        (f, dot(g, d))
-    };
-    let armijo = |a: f64, f: f64| f <= f0 + C1 * a * slope0 + slack;
-    // (step, value, slope) at the ends of the bracket.
-    let zoom = |mut lo: (f64, f64, f64), mut hi: (f64, f64, f64), eval: &mut dyn FnMut(f64, &mut [f64], &mut [f64]) -> (f64, f64), x: &mut [f64], g: &mut [f64]| -> Option<f64> {
+        let f = self.p.eval(x, g);
+        (a, f, dot(g, self.d))
+    }
+
+    /// Sufficient decrease. Decreases below rounding count as none (an approximate Wolfe
+    /// condition): near the optimum, f's changes are smaller than its rounding errors.
+    fn armijo(&self, (a, f, _): Point) -> bool {
+        f.is_finite() && f <= self.f0 + C1 * a * self.slope0 + 1e-14 * self.f0.abs()
+    }
+
+    fn curvature(&self, (_, _, s): Point) -> bool {
+        s.abs() <= -C2 * self.slope0
+    }
+
+    /// A step meeting the strong Wolfe conditions (Nocedal and Wright, algorithms 3.5 and 3.6,
+    /// with safeguarded cubic interpolation), from `first`. Leaves the point in `x`, its
+    /// gradient in `g`; returns its value, or None when no step decreases f.
+    fn search(&self, first: f64, x: &mut [f64], g: &mut [f64]) -> Option<f64> {
+        let mut prev = (0.0, self.f0, self.slope0);
+        let mut a = first;
+        for i in 0..40 {
+            let point = self.at(a, x, g);
+            if !self.armijo(point) || (i > 0 && point.1 >= prev.1) {
+                return self.zoom(prev, point, x, g);
+            }
+            if self.curvature(point) {
+                return Some(point.1);
+            }
+            if point.2 >= 0.0 {
+                return self.zoom(point, prev, x, g);
+            }
+            prev = point;
+            a *= 2.0;
+        }
+        None
+    }
+
+    /// Narrows a bracket [lo, hi] that holds an acceptable step.
+    fn zoom(&self, mut lo: Point, mut hi: Point, x: &mut [f64], g: &mut [f64]) -> Option<f64> {
         for _ in 0..40 {
-            let a = cubic_min(lo, hi);
-            let (f, s) = eval(a, x, g);
-            if !f.is_finite() || !armijo(a, f) || f >= lo.1 {
-                hi = (a, f, s);
+            let point = self.at(cubic_min(lo, hi), x, g);
+            if !self.armijo(point) || point.1 >= lo.1 {
+                hi = point;
             } else {
-                if s.abs() <= -C2 * slope0 {
-                    return Some(f);
+                if self.curvature(point) {
+                    return Some(point.1);
                 }
-                if s * (hi.0 - lo.0) >= 0.0 {
+                if point.2 * (hi.0 - lo.0) >= 0.0 {
                     hi = lo;
                 }
-                lo = (a, f, s);
+                lo = point;
             }
             if (hi.0 - lo.0).abs() <= 1e-16 * lo.0.abs().max(1e-300) {
                 break;
             }
         }
         // The best point found, if it decreases f at all.
-        if lo.0 > 0.0 && lo.1 < f0 {
-            let (f, _) = eval(lo.0, x, g);
-            return Some(f);
-        }
-        None
-    };
-    let mut prev = (0.0, f0, slope0);
-    let mut a = first;
-    for i in 0..40 {
-        let (f, s) = eval(a, x, g);
-        if !f.is_finite() || !armijo(a, f) || (i > 0 && f >= prev.1) {
-            return zoom(prev, (a, f, s), &mut eval, x, g);
-        }
-        if s.abs() <= -C2 * slope0 {
-            return Some(f);
-        }
-        if s >= 0.0 {
-            return zoom((a, f, s), prev, &mut eval, x, g);
-        }
-        prev = (a, f, s);
-        a *= 2.0;
+        (lo.0 > 0.0 && lo.1 < self.f0).then(|| self.at(lo.0, x, g).1)
     }
-    None
 }
 
 /// The minimiser of the cubic through two points with their slopes, kept inside the middle
 /// 80% of the bracket (else its midpoint).
-fn cubic_min(lo: (f64, f64, f64), hi: (f64, f64, f64)) -> f64 {
+fn cubic_min(lo: Point, hi: Point) -> f64 {
     let ((a, fa, da), (b, fb, db)) = (lo, hi);
     let (left, right) = (a.min(b), a.max(b));
     let mid = 0.5 * (a + b);
