@@ -11,7 +11,9 @@ It (re)writes tests/fixtures/head/, deterministically:
   heldout3x8.npy    float32 [6, 2048]: 2 more points per class from the same distributions (held out)
   train3x1.npy      float32 [3, 2048]: 1 example per class (class k = row k)
   heldout3x1.npy    float32 [3, 2048]: 1 held-out point per class
-  coef-<case>.npy   float64 [3, 2048]: LogisticRegression.coef_ of each case
+  train2x8.npy      float32 [16, 2048]: the first two classes of train3x8 (rows 0-15)
+  heldout2x8.npy    float32 [4, 2048]: the first two classes of heldout3x8 (rows 0-3)
+  coef-<case>.npy   float64 [3, 2048]: LogisticRegression.coef_ of each case ([1, 2048] for two classes)
   expected.json     per case: the data files, labels, C, the objective, the fit and its predictions (schema below)
 The numbers come from numpy's PCG64 (default_rng(seed)): the Rust side reads the .npy files, it does not
 regenerate them. sklearn fits on float64 copies of the stored float32 values (it would keep float32 input in
@@ -27,6 +29,12 @@ scikit-learn 1.9.1's objective (read in sklearn/linear_model/_logistic.py and _l
   + penalty"); the intercept is NOT penalised (LinearModelLoss.l2_penalty gets the weights without the intercept
   column). So a solver minimising mean CE + (l2/2) ||W||^2 solves the same problem with l2 = 1 / (C n).
   Options: "gtol": tol (max |projected gradient| of the scaled objective), "ftol": 64 * eps, "maxls": 50.
+  Two classes: sklearn fits the binary model instead, one coef_ row w (= w_1 - w_0 of the multinomial) and
+  loss (1/n) sum CE + 1/(2 C' n) ||w||^2. The multinomial optimum has w_0 = -w_1 (its rows sum to 0), so its
+  penalty 1/(2Cn) (||w_0||^2 + ||w_1||^2) = 1/(4Cn) ||w||^2: the same problem as the binary one with C' = 2C.
+  The 2-class case records the multinomial C (and l2_equivalent = 1/(C n)) and fits sklearn with C' = 2C
+  (sklearn_params.C); its objective and gradient are those of the multinomial form, W = [-w/2, w/2],
+  b = [-b'/2, b'/2] (intercept holds this b).
   Identifiability: the loss is unchanged by adding one vector to every row of [coef | intercept]; the penalty fixes
   coef (its rows sum to 0 at the optimum: sum_k grad_k of the loss is 0), but not the intercept: only intercept
   differences are determined. L-BFGS starts at 0 and every gradient's intercept part sums to 0 over classes, so
@@ -67,6 +75,14 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "head"
 D, K = 2048, 3
+
+
+def multinomial_form(clf):
+    """coef_ and intercept_ as a full [k, D] matrix: for two classes, the binary w as [-w/2, w/2]."""
+    W, b = clf.coef_, clf.intercept_
+    if W.shape[0] == 1:
+        return np.vstack([-W / 2, W / 2]), np.array([-b[0] / 2, b[0] / 2])
+    return W, b
 
 
 def npy_bytes(a: np.ndarray) -> bytes:
@@ -112,26 +128,28 @@ def objective(W, b, X, y, C):
 def fit_case(name, train, heldout, C):
     (x32, y), (h32, hy) = train, heldout
     X, H = x32.astype(np.float64), h32.astype(np.float64)
-    params = dict(solver="lbfgs", C=C, tol=1e-10, max_iter=10000)
+    k = len(np.unique(y))
+    c_sklearn = C if k > 2 else 2 * C  # two classes: the binary model, C' = 2C (see the docstring)
+    params = dict(solver="lbfgs", C=c_sklearn, tol=1e-10, max_iter=10000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no ConvergenceWarning / FutureWarning allowed
         clf = LogisticRegression(**params).fit(X, y)
-    assert clf.coef_.shape == (K, D) and clf.coef_.dtype == np.float64 and list(clf.classes_) == [0, 1, 2]
-    W, b = clf.coef_, clf.intercept_
+    assert clf.coef_.shape == (k if k > 2 else 1, D) and clf.coef_.dtype == np.float64 and list(clf.classes_) == list(range(k))
+    W, b = multinomial_form(clf)
     n = len(y)
     mean_form, sum_form, gmax = objective(W, b, X, y, C)
     assert gmax < 1e-6, gmax
     assert np.allclose(clf.predict_proba(X), softmax(X @ W.T + b, axis=1), atol=1e-12, rtol=0)
-    save_npy(f"coef-{name}.npy", np.ascontiguousarray(W, dtype="<f8"))
+    save_npy(f"coef-{name}.npy", np.ascontiguousarray(clf.coef_, dtype="<f8"))
     # how far lbfgs (stopped by ftol = 64 eps before gtol) is from the exact optimum: Newton with a full Hessian
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ref = LogisticRegression(solver="newton-cholesky", C=C, tol=1e-14, max_iter=100).fit(X, y)
+        ref = LogisticRegression(solver="newton-cholesky", C=c_sklearn, tol=1e-14, max_iter=100).fit(X, y)
     exact = {
-        "sklearn_params": {"solver": "newton-cholesky", "C": C, "tol": 1e-14, "max_iter": 100},
+        "sklearn_params": {"solver": "newton-cholesky", "C": c_sklearn, "tol": 1e-14, "max_iter": 100},
         "n_iter": int(ref.n_iter_[0]),
         "intercept": [float(v) for v in ref.intercept_],
-        "gradient_max_abs": objective(ref.coef_, ref.intercept_, X, y, C)[2],
+        "gradient_max_abs": objective(*multinomial_form(ref), X, y, C)[2],
         "coef_max_abs_diff": float(np.abs(ref.coef_ - W).max()),
         "intercept_max_abs_diff": float(np.abs(ref.intercept_ - b).max()),
         "train_proba_max_abs_diff": float(np.abs(ref.predict_proba(X) - clf.predict_proba(X)).max()),
@@ -140,14 +158,14 @@ def fit_case(name, train, heldout, C):
     return {
         "n_samples": n,
         "n_features": D,
-        "n_classes": K,
+        "n_classes": k,
         "labels": [int(v) for v in y],
         "heldout_labels": [int(v) for v in hy],
         "C": C,
         "l2_equivalent": 1.0 / (C * n),
         "sklearn_params": params,
         "coef": f"coef-{name}.npy",
-        "coef_sha256": hashlib.sha256(np.ascontiguousarray(W, dtype="<f8").tobytes()).hexdigest(),
+        "coef_sha256": hashlib.sha256(np.ascontiguousarray(clf.coef_, dtype="<f8").tobytes()).hexdigest(),
         "intercept": [float(v) for v in b],
         "intercept_sum": float(b.sum()),
         "coef_column_sum_max_abs": float(np.abs(W.sum(axis=0)).max()),
@@ -157,7 +175,8 @@ def fit_case(name, train, heldout, C):
         "gradient_max_abs": gmax,
         "train_predicted": [int(v) for v in clf.predict(X)],
         "train_proba": [[float(v) for v in row] for row in clf.predict_proba(X)],
-        "train_decision": [[float(v) for v in row] for row in clf.decision_function(X)],
+        # two classes: the multinomial form's X W^T + b (sklearn's binary decision is one column)
+        "train_decision": [[float(v) for v in row] for row in (clf.decision_function(X) if k > 2 else X @ W.T + b)],
         "heldout_predicted": [int(v) for v in clf.predict(H)],
         "heldout_proba": [[float(v) for v in row] for row in clf.predict_proba(H)],
         "newton_reference": exact,
@@ -175,11 +194,17 @@ def main():
     save_npy("heldout3x8.npy", h8[0])
     save_npy("train3x1.npy", t1[0])
     save_npy("heldout3x1.npy", h1[0])
+    # Two classes: the first two of the 3x8 set.
+    t2 = (t8[0][:16], t8[1][:16])
+    h2 = (h8[0][:4], h8[1][:4])
+    save_npy("train2x8.npy", t2[0])
+    save_npy("heldout2x8.npy", h2[0])
     cases = {}
     for name, tr, ho, files, C in [
         ("3x8_C1", t8, h8, ("train3x8.npy", "heldout3x8.npy"), 1.0),
         ("3x8_C0.01", t8, h8, ("train3x8.npy", "heldout3x8.npy"), 0.01),
         ("3x1_C1", t1, h1, ("train3x1.npy", "heldout3x1.npy"), 1.0),
+        ("2x8_C1", t2, h2, ("train2x8.npy", "heldout2x8.npy"), 1.0),
     ]:
         cases[name] = {"train": files[0], "heldout": files[1], **fit_case(name, tr, ho, C)}
     res = {
