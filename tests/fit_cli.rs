@@ -260,3 +260,29 @@ fn bad_head_files_and_heads_of_another_model_are_refused() {
     assert_refused(&classify(&head, path(&int8)), "head.json: this head was trained on another model, \"tiny\" (sha256 ");
     assert!(classify(&head, tiny()).ok);
 }
+
+#[test]
+fn the_gpu_and_the_cpu_path_give_the_same_head() {
+    let dir = scratch("fit-engines");
+    let mut rng = Rng(4);
+    let red = write(&dir, "red", (0..4).map(|_| colour([200, 40, 40], &mut rng)).collect());
+    let blue = write(&dir, "blue", (0..4).map(|_| colour([40, 60, 200], &mut rng)).collect());
+    let (r, b) = (format!("red={}", red[..3].join(",")), format!("blue={}", blue[..3].join(",")));
+    let mut heads = Vec::new();
+    for engine in ["--gpu", "--cpu"] {
+        let out = dir.join(format!("head{engine}.json"));
+        let run = fit(&["--class", &r, "--class", &b, "--flips", engine, "--out", path(&out)]);
+        assert!(run.ok, "{}", run.stderr);
+        assert!(run.stdout.contains(if engine == "--gpu" { "(gpu, 256 features each)" } else { "(cpu path, 256 features each)" }), "{}", run.stdout);
+        heads.push(bit50::head::Head::parse(&std::fs::read(&out).unwrap(), "head").unwrap());
+    }
+    // The same held-out features through both heads: the features of the two paths agree to
+    // about 1e-5, and so do the heads.
+    let run = bit50(&["classify", "--model", tiny(), "--json", "--embed", "--cpu", &red[3], &blue[3]]);
+    for line in run.stdout.lines() {
+        let features = floats(&serde_json::from_str::<Value>(line).unwrap()["embedding"]);
+        let (g, c) = (heads[0].probabilities(&features), heads[1].probabilities(&features));
+        let diff = g.iter().zip(&c).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff < 1e-4, "gpu head {g:?} vs cpu head {c:?}");
+    }
+}

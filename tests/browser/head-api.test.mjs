@@ -107,6 +107,23 @@ test('toJSON writes the head file; loadHead reads it back, and the native bit50 
   for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i].prob - want[i].prob) < 0.01, `${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
 });
 
+test('features from WebGPU or from the CPU path make the same head', async () => {
+  const r = await page.evaluate(async (url) => {
+    const gpu = await api.load(url, { backend: 'webgpu' });
+    const red = await Promise.all([11, 12, 13].map((i) => colour([200, 40, 40], i)));
+    const blue = await Promise.all([14, 15, 16].map((i) => colour([40, 60, 200], i)));
+    const examples = { red, blue };
+    const [onGpu, onCpu] = [await gpu.fitHead(examples, { flips: true }), await model.fitHead(examples, { flips: true })];
+    const probe = await colour([180, 60, 50], 17);
+    const out = { backend: gpu.info.backend, gpu: (await gpu.classify(probe, { head: onGpu })).custom, cpu: (await model.classify(probe, { head: onCpu })).custom };
+    gpu.dispose();
+    return out;
+  }, TINY);
+  assert.equal(r.backend, 'webgpu');
+  assert.deepEqual(r.gpu.map((c) => c.label), r.cpu.map((c) => c.label));
+  for (let i = 0; i < 2; i++) assert.ok(Math.abs(r.gpu[i].prob - r.cpu[i].prob) < 1e-3, JSON.stringify(r));
+});
+
 test('one photo per class: each photo mirrored is recognised, from features and with flips', async () => {
   const r = await page.evaluate(async () => {
     const names = ['cat.png', 'coffee.jpg', 'rocket-exif.jpg', 'astronaut-alpha.png', 'camera-gray.png'];

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { launch, serve, openPage, waitModel, dropFiles, cardResult, messages, saveArtifact, PHOTOS, WWW, TINY } from './helpers.mjs';
+import { launch, serve, openPage, waitModel, dropFiles, cardResult, messages, saveArtifact, bit50Cli, PHOTOS, ROOT, WWW, TINY } from './helpers.mjs';
 import { startServer } from '../../tools/serve.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 120_000 }, fn);
@@ -53,7 +53,9 @@ before(async () => {
     fs.writeFileSync(photo(`blue-${i}.png`), colour([40, 60, 200]));
   }
   siteDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bit50-site-'));
-  server = await serve({ '/photos/': PHOTOS });
+  // The same network stored in int8: another model, with other features.
+  bit50Cli(['convert', path.join(ROOT, 'tests/fixtures/tiny'), '--out', path.join(dir, 'int8'), '--dtype', 'int8']);
+  server = await serve({ '/photos/': PHOTOS, '/int8/': path.join(dir, 'int8') });
   otherSite = await startServer({ root: siteDir });
   browser = await launch({ camera: true });
   page = await openPage(browser, `${server.url}index.html?model=${TINY}`, { permissions: ['camera'] });
@@ -84,7 +86,7 @@ test('two classes, three photos each, then a fourth photo shows under the right 
   await page.keyboard.type('red');
   await page.keyboard.press('Enter');
   // Focus moves to the new class's "Add photos…" button.
-  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Add photos to red');
+  await page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'Add photos to red');
   await page.locator('#new-class-name').fill('blue');
   await page.getByRole('button', { name: 'Add class' }).click();
   await page.waitForFunction(() => /^Add photos to “red”\.$/.test(document.getElementById('custom-status').textContent));
@@ -238,6 +240,35 @@ test('one class, or a class without photos, says what is missing; rename, remove
   await trained(6);
 });
 
+test('a photo pasted with focus in a class goes to it; another model reads the photos again', async () => {
+  await page.getByRole('button', { name: 'Add photos to blue' }).focus();
+  const b64 = fs.readFileSync(photo('blue-7.png')).toString('base64');
+  await page.evaluate((b64) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'image.png', { type: 'image/png' }));
+    document.activeElement.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+  }, b64);
+  await page.waitForFunction(() => document.querySelectorAll('.class-card[data-class="blue"] .thumbs li').length === 4, null, { timeout: 60_000 });
+  await trained(7);
+  assert.equal(await page.locator('.card .name', { hasText: /^pasted/ }).count(), 0, 'the pasted photo went to the class, not to the results');
+  await page.getByRole('button', { name: 'Remove', exact: false }).last().click();
+  await trained(6);
+  // Another model: its features differ, so every photo is read again and the head retrained.
+  const count = () => page.evaluate(() => Number(document.getElementById('custom-classes').dataset.trained || 0));
+  for (const url of ['/int8/', TINY]) {
+    const before = await count();
+    await page.locator('.model-picker summary').click();
+    await page.locator('#model-url').fill(url);
+    await page.locator('#model-form button').click();
+    await waitModel(page);
+    await page.waitForFunction((n) => Number(document.getElementById('custom-classes').dataset.trained || 0) > n, before, { timeout: 60_000 });
+    assert.match(await status(), /^Trained on 6 photos/);
+    await page.locator('.model-picker summary').click();
+  }
+  await dropFiles(page, [photo('red-7.png')]);
+  assert.equal((await customOf('red-7.png'))[0].label, 'red');
+});
+
 test('flips: each photo and its mirror image; an imported head is used until stopped', async () => {
   await page.getByLabel('Also learn from mirror images (flips)').check();
   await page.waitForFunction(() => /^Trained on 6 photos and their mirror images/.test(document.getElementById('custom-status').textContent), null, { timeout: 60_000 });
@@ -247,7 +278,9 @@ test('flips: each photo and its mirror image; an imported head is used until sto
   await dropFiles(page, [photo('blue-6.png')]);
   assert.equal((await customOf('blue-6.png'))[0].label, 'blue');
   await page.getByRole('button', { name: 'Stop using it' }).click();
-  assert.equal(await page.locator('#custom-classes .imported').isHidden(), true);
+  await page.locator('#custom-classes .imported').waitFor({ state: 'hidden' });
+  // Focus goes back to the import button.
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Import head…');
   assert.equal(await page.locator('.class-card').count(), 2);
 });
 
