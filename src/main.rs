@@ -367,7 +367,7 @@ fn cmd_fit(args: &Args) -> Result<bool> {
     let counts: Vec<String> = labels.iter().zip(&t.examples).map(|(l, n)| format!("{l} {n}")).collect();
     let pct = |a: usize, b: usize| format!("{:.1}% ({a}/{b})", 100.0 * a as f64 / b as f64);
     say!("examples   {} ({examples} photos{})", counts.join(", "), if flips { format!(", {views} views with their mirror images") } else { String::new() });
-    say!("features   {:.2} s ({}, {} features each)", features_s, if engine.backend() == "gpu" { "gpu" } else { "cpu path" }, set.features());
+    say!("features   of {views} views in {features_s:.2} s, the model's load included ({}, {} features each)", if engine.backend() == "gpu" { "gpu" } else { "cpu path" }, set.features());
     say!("trained    {train_ms:.1} ms: {} L-BFGS iterations, gradient {:.1e}, l2 {:.4e}{}", t.iterations, t.gradient, t.l2, if l2.is_none() { " (1/n)" } else { "" });
     say!("training   {} right", pct(t.train_correct, examples));
     match t.loo {
