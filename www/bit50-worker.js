@@ -2,10 +2,10 @@
 // waits on any of it. Spoken to only by bit50.js: messages {id, op, ...} answered by
 // {id, ok, result|error}, plus unsolicited {event, ...} messages (progress, devicelost,
 // recovered). Fetching the weights, preparing WebGPU and reading images live in lib/.
-import init, { ModelLoader, build_engine, limits } from './pkg/bit50.js';
+import init, { ModelLoader, plan_engine, finish_engine, limits } from './pkg/bit50.js';
 import { CodedError, toWire } from './lib/errors.js';
 import { toRGBA, setLimits } from './lib/images.js';
-import { fetchModel, manifestUrlOf } from './lib/model-files.js';
+import { fetchManifest, fetchShards, manifestUrlOf } from './lib/model-files.js';
 import { prepareWebGPU, describeAdapter } from './lib/webgpu.js';
 
 // The smallest module using f32x4.relaxed_madd: it validates where the browser has relaxed
@@ -106,18 +106,38 @@ async function recover(reason) {
   event('recovered', { info });
 }
 
-/** Fetches the model, then builds the engine (WebGPU or the CPU path: src/engine.rs decides). */
+/**
+ * Loads a model: the manifest; then, while the shards download, the engine policy chooses
+ * WebGPU or the CPU path (src/engine.rs) and on WebGPU records the network, so each shard's
+ * weights go to the GPU as they arrive.
+ */
 async function loadModel({ url, backend = 'auto', batch = 4 }, onProgress) {
   await wasmReady;
   const manifestUrl = manifestUrlOf(url);
-  const { loader, meta, cachedBytes, cacheFailed } = await fetchModel(manifestUrl, ModelLoader, onProgress);
-  const webgpu = backend === 'cpu' ? { software: false, subgroups: false, compatibility: false } : await prepareWebGPU();
-  onProgress({ phase: 'preparing', loaded: meta.total_bytes, total: meta.total_bytes });
+  const manifest = await fetchManifest(manifestUrl);
+  let loader = new ModelLoader(manifest, manifestUrl); // throws {code: 'bad-model'}
+  const meta = JSON.parse(loader.info());
   try {
     engine?.free();
   } catch {}
   engine = null;
-  engine = await build_engine(loader, backend, webgpu.software, webgpu.subgroups, batch);
+  const webgpu = backend === 'cpu' ? { software: false, subgroups: false, compatibility: false } : await prepareWebGPU();
+  onProgress({ phase: 'preparing', loaded: 0, total: meta.total_bytes });
+  const planning = plan_engine(loader, backend, webgpu.software, webgpu.subgroups, batch);
+  planning.catch(() => {}); // (awaited below; a download failure must not leave it unhandled)
+  loader = null;
+  const addShard = async (index, bytes, source, sha256) => {
+    loader ??= await planning;
+    try {
+      loader.add_shard(index, bytes, source, sha256);
+    } catch (err) {
+      if (err.code === 'checksum') throw new CodedError('checksum', `${err.message} (the file is damaged or does not belong to this manifest)`);
+      throw err;
+    }
+  };
+  const { cachedBytes, cacheFailed } = await fetchShards(manifestUrl, meta, addShard, onProgress);
+  loader ??= await planning;
+  engine = finish_engine(loader);
   const info = JSON.parse(engine.info());
   if (info.backend === 'webgpu') {
     info.featureLevel = webgpu.compatibility ? 'compatibility' : 'core';
