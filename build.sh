@@ -93,6 +93,8 @@ build_wasm() {
   mv www/pkg.tmp/bit50_bg.opt.wasm www/pkg.tmp/bit50_bg.wasm
   rm -rf www/pkg.tmp/relaxed
   rm -rf www/pkg && mv www/pkg.tmp www/pkg
+  # The page's sample photos: the test photos (scikit-image's data).
+  mkdir -p www/samples && cp tests/fixtures/photos/* www/samples/
   say "www/pkg: bit50_bg.wasm $(du -k www/pkg/bit50_bg.wasm | cut -f1) KiB, bit50_relaxed_bg.wasm $(du -k www/pkg/bit50_relaxed_bg.wasm | cut -f1) KiB"
 }
 
@@ -104,13 +106,15 @@ native_cli() {
   echo "$root/target/release/bit50"
 }
 
+# The site's model list, so that pages choose their default without probing for files.
+write_model_index() {
+  printf '{"default": "%s/"}\n' "$1" > www/models/index.json
+}
+
 ensure_model() {
-  if [ -f www/models/bit-50/manifest.json ]; then
+  if [ -f www/models/bit-50/manifest.json ] || { [ -x tools/fetch-weights.sh ] && BIT50="$(native_cli)" tools/fetch-weights.sh; }; then
     say "model: www/models/bit-50 (real weights)"
-    return
-  fi
-  if [ -x tools/fetch-weights.sh ] && BIT50="$(native_cli)" tools/fetch-weights.sh; then
-    say "model: www/models/bit-50 (real weights)"
+    write_model_index bit-50
     return
   fi
   if [ ! -f www/models/bit-50-random/manifest.json ]; then
@@ -123,6 +127,7 @@ ensure_model() {
     rm -rf "$tmp"
   fi
   say "model: www/models/bit-50-random (seeded random weights: untrained)"
+  write_model_index bit-50-random
 }
 
 ensure_tiny_model() {

@@ -171,7 +171,7 @@ pub fn finish_engine(loader: ModelLoader) -> std::result::Result<WebEngine, JsVa
     let engine = Engine::finish(plan, network, &source).kind(ErrorKind::BadModel).map_err(js_error)?;
     let skeleton = Network::skeleton(&config, image_size);
     let shape = (image_size, skeleton.features(), skeleton.classes());
-    let inner = Inner { name: manifest.name, labels: manifest.labels, preprocessor, engine, lost: lost.clone(), shape };
+    let inner = Inner { name: manifest.name, labels: manifest.labels, preprocessor, engine, lost: lost.clone(), shape, gflop: skeleton.flops() / 1e9 };
     Ok(WebEngine { inner: Rc::new(RefCell::new(inner)), lost })
 }
 
@@ -199,6 +199,8 @@ struct Inner {
     lost: Arc<Mutex<Option<String>>>,
     /// (image size, features, classes)
     shape: (usize, usize, usize),
+    /// Floating-point operations of one image, in billions.
+    gflop: f64,
 }
 
 #[derive(Serialize)]
@@ -219,6 +221,8 @@ struct Info<'a> {
     image_size: usize,
     features: usize,
     classes: usize,
+    /// Billions of floating-point operations per image.
+    gflop: f64,
 }
 
 /// Where the network's square input lies in the original image, in its pixels.
@@ -320,6 +324,7 @@ impl WebEngine {
             image_size,
             features,
             classes,
+            gflop: inner.gflop,
         };
         serde_json::to_string(&info).expect("serializes")
     }

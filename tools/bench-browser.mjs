@@ -3,8 +3,8 @@
 // providers), same photo, same browser session. A tool, not a test: it prints a table and
 // ratios and writes target/bench/browser-<adapter>-<model>.json.
 //
-//   node tools/bench-browser.mjs [--adapter swiftshader|compat] [--runs 3] [--warmup 0]
-//        [--budget 300] [--only ours-webgpu,ort-webgpu,ort-wasm,ours-cpu]
+//   node tools/bench-browser.mjs [--adapter swiftshader|compat] [--runs 3] [--batch 1]
+//        [--budget 300] [--only ours-webgpu,ours-cpu,ort-webgpu,ort-wasm,cold-start]
 //        [--model models/bit50-seed0/] [--onnx models/onnx/bit50-seed0/] [--photo cat.png]
 //        [--timeout 1200]
 //
@@ -13,6 +13,7 @@
 //   (--use-angle=vulkan --use-webgpu-adapter=opengles, VK_ICD_FILENAMES=lavapipe); the page
 //   asks every adapter request for featureLevel 'compatibility' (see ../shared/webgpu-here.md).
 // --budget: seconds of warm runs per backend (at least one warm run always happens).
+// --batch: images per classify call for bit50 (one GPU submission per batch).
 // --timeout: the whole run, seconds; the browser is closed and the exit code is 2 when it expires.
 //
 // Before the first run (see README or the top of tools/export_onnx.py):
@@ -41,7 +42,7 @@ const BASE_FLAGS = [
 
 function parseArgs(argv) {
   const opts = {
-    adapter: 'swiftshader', runs: 3, warmup: 0, budget: 300, only: null, timeout: 1200,
+    adapter: 'swiftshader', runs: 3, budget: 300, only: null, timeout: 1200, batch: 1,
     model: 'models/bit50-seed0/', onnx: 'models/onnx/bit50-seed0/', photo: 'cat.png',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -111,7 +112,7 @@ async function main() {
     page.on('pageerror', (e) => console.log(`  (page error: ${e.message})`));
     const query = new URLSearchParams({
       model: opts.model, onnx: opts.onnx, photo: `/photos/${opts.photo}`, ort: '/ort/',
-      runs: String(opts.runs), warmup: String(opts.warmup), budget: String(opts.budget),
+      runs: String(opts.runs), budget: String(opts.budget), batch: String(opts.batch),
       ...(opts.only ? { only: opts.only } : {}), ...(opts.adapter === 'compat' ? { compat: '1' } : {}),
     });
     await page.goto(`${server.url}bench.html?${query}`);
@@ -129,7 +130,7 @@ async function main() {
     result.command = process.argv.slice(1).join(' ');
     fs.writeFileSync(out, JSON.stringify(result, null, 1));
     const a = result.adapter;
-    console.log(`\n== ${opts.adapter}: ${a.available ? `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || '(adapter info empty)'}, featureLevel ${a.featureLevel}, fallback ${a.fallback}, timestamp-query ${a.timestampQuery}` : 'no WebGPU adapter'}; input ${result.size}x${result.size} (${result.gflop.toFixed(1)} GFLOP); ${result.hardwareConcurrency} CPUs, crossOriginIsolated ${result.crossOriginIsolated}`);
+    console.log(`\n== ${opts.adapter}: ${a.available ? `${a.description || '(adapter info empty)'}, featureLevel ${a.featureLevel}, fallback ${a.fallback}, features ${a.features.join(' ') || 'none'}` : 'no WebGPU adapter'}; input ${result.size}x${result.size} (${result.gflop.toFixed(1)} GFLOP); ${result.hardwareConcurrency} CPUs, crossOriginIsolated ${result.crossOriginIsolated}`);
     console.log(text);
     console.log(`\n(wrote ${path.relative(ROOT, out)}; ${((Date.now() - started) / 1000).toFixed(0)} s; load average now ${load()})`);
   } catch (err) {

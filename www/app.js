@@ -50,14 +50,13 @@ function explainError(err) {
   return hint ? `${hint} ${err.message}` : err.message || String(err);
 }
 
+/** ?model=URL, else the site's default, as models/index.json (written by ./build.sh serve) names it. */
 async function defaultModelUrl() {
   if (params.get('model')) return params.get('model');
-  for (const url of ['models/bit-50/', 'models/bit-50-random/']) {
-    try {
-      const r = await fetch(`${url}manifest.json`, { method: 'HEAD', cache: 'no-cache' });
-      if (r.ok) return url;
-    } catch {}
-  }
+  try {
+    const r = await fetch('models/index.json', { cache: 'no-cache' });
+    if (r.ok) return `models/${(await r.json()).default}`;
+  } catch {}
   return 'models/bit-50/';
 }
 
