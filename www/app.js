@@ -402,7 +402,42 @@ $('model-form').onsubmit = (e) => {
   loadModel(url);
 };
 
+/**
+ * The service worker (sw.js): the page offline and installable, and cross-origin isolated
+ * (threads for the CPU path) even where the host sends no COOP/COEP headers. Resolves true
+ * when the page is about to reload: into a new deploy installed on an earlier visit, or, on
+ * the first visit, into an isolated page once the service worker controls it.
+ */
+async function startServiceWorker() {
+  if (!('serviceWorker' in navigator)) return false;
+  const sw = navigator.serviceWorker;
+  try {
+    const reg = await sw.register('sw.js');
+    const reload = () => {
+      location.reload();
+      return true;
+    };
+    if (reg.waiting && sw.controller) {
+      const took = new Promise((r) => sw.addEventListener('controllerchange', r, { once: true }));
+      reg.waiting.postMessage('activate');
+      await took;
+      return reload();
+    }
+    if (!self.crossOriginIsolated && !sessionStorage.getItem('bit50-isolating')) {
+      const isolate = () => {
+        sessionStorage.setItem('bit50-isolating', '1');
+        return reload();
+      };
+      if (sw.controller) return isolate();
+      sw.addEventListener('controllerchange', isolate, { once: true });
+    }
+  } catch (err) {
+    console.warn(`bit50: no service worker (${err.message}): the page needs the network on every visit`);
+  }
+  return false;
+}
+
 // For tests and the curious.
 window.bit50 = { get model() { return model; }, loadModel, classifyFile };
 
-defaultModelUrl().then(loadModel);
+startServiceWorker().then((reloading) => reloading || defaultModelUrl().then(loadModel));

@@ -2,11 +2,11 @@
 // waits on any of it. Spoken to only by bit50.js: messages {id, op, ...} answered by
 // {id, ok, result|error}, plus unsolicited {event, ...} messages (progress, devicelost,
 // recovered). Fetching the weights, preparing WebGPU and reading images live in lib/.
-import init, { ModelLoader, plan_engine, finish_engine, limits } from './pkg/bit50.js';
 import { CodedError, toWire } from './lib/errors.js';
 import { toRGBA, setLimits } from './lib/images.js';
 import { fetchManifest, fetchShards, manifestUrlOf } from './lib/model-files.js';
 import { prepareWebGPU, describeAdapter } from './lib/webgpu.js';
+import { startPool, threadsUnavailable } from './lib/threads.js';
 
 // The smallest module using f32x4.relaxed_madd: it validates where the browser has relaxed
 // SIMD, and then the build that uses it runs (the CPU path 1.2-1.3x faster; build.sh).
@@ -15,9 +15,38 @@ const RELAXED_SIMD_PROBE = new Uint8Array([
   ...[0, 1, 2].flatMap(() => [253, 12, ...new Array(16).fill(0)]), 253, 133, 2, 11,
 ]);
 const WASM_SIMD = WebAssembly.validate(RELAXED_SIMD_PROBE) ? 'relaxed-simd' : 'simd128';
-const wasmReady = init({
-  module_or_path: new URL(WASM_SIMD === 'relaxed-simd' ? './pkg/bit50_relaxed_bg.wasm' : './pkg/bit50_bg.wasm', import.meta.url),
-}).then(() => setLimits(limits()));
+
+let wasm = null; // {api: the build's exports, threads, threadsWhy}: chosen by the first load
+
+/**
+ * Loads the wasm build: the threaded one (pkg/threads/) with a pool of `wanted - 1` helpers
+ * where the page is cross-origin isolated, else the single-threaded one (pkg/); each with
+ * relaxed SIMD where the browser has it.
+ */
+async function loadWasm(wanted) {
+  if (wasm) return wasm;
+  const file = WASM_SIMD === 'relaxed-simd' ? 'bit50_relaxed_bg.wasm' : 'bit50_bg.wasm';
+  let why = threadsUnavailable(wanted);
+  if (wanted > 1 && !why) {
+    const glueUrl = new URL('./pkg/threads/bit50.js', import.meta.url).href;
+    try {
+      const api = await import(glueUrl);
+      await api.default({ module_or_path: new URL(`./pkg/threads/${file}`, import.meta.url) });
+      const helpers = await startPool(glueUrl, wanted - 1, api.pool_parts());
+      if (helpers < wanted - 1) why = `only ${helpers} of ${wanted - 1} helper threads started`;
+      wasm = { api, threads: 1 + helpers, threadsWhy: why };
+    } catch (err) {
+      why = `the threaded build did not start (${err.message || err})`;
+    }
+  }
+  if (!wasm) {
+    const api = await import('./pkg/bit50.js');
+    await api.default({ module_or_path: new URL(`./pkg/${file}`, import.meta.url) });
+    wasm = { api, threads: 1, threadsWhy: why };
+  }
+  setLimits(wasm.api.limits());
+  return wasm;
+}
 
 let engine = null;
 let loaded = null; // the load options of the current model, to rebuild after a lost device
@@ -111,8 +140,9 @@ async function recover(reason) {
  * WebGPU or the CPU path (src/engine.rs) and on WebGPU records the network, so each shard's
  * weights go to the GPU as they arrive.
  */
-async function loadModel({ url, backend = 'auto', batch = 4 }, onProgress) {
-  await wasmReady;
+async function loadModel({ url, backend = 'auto', batch = 4, threads = 1 }, onProgress) {
+  const { api, threads: gotThreads, threadsWhy } = await loadWasm(threads);
+  const { ModelLoader, plan_engine, finish_engine } = api;
   const manifestUrl = manifestUrlOf(url);
   const manifest = await fetchManifest(manifestUrl);
   let loader = new ModelLoader(manifest, manifestUrl); // throws {code: 'bad-model'}
@@ -144,6 +174,8 @@ async function loadModel({ url, backend = 'auto', batch = 4 }, onProgress) {
     info.adapter = await describeAdapter(info.adapter);
   }
   info.wasm = WASM_SIMD;
+  info.threads = gotThreads;
+  if (gotThreads < threads) info.threadsReason = threadsWhy;
   return {
     ...info,
     url: manifestUrl,

@@ -200,9 +200,11 @@ export class Model extends EventTarget {
  * relative to the page or absolute (CORS). Shards are checked against their sha256
  * and kept in the Cache Storage. Options: onProgress({loaded, total, file, fromCache, phase}),
  * backend: 'auto' (default), 'webgpu' or 'cpu'; batch: images per GPU submission (default 4,
- * 2 on devices with 4 GB of memory or less).
+ * 2 on devices with 4 GB of memory or less); threads: threads for the CPU path on a
+ * cross-origin-isolated page (default navigator.hardwareConcurrency, at most 8; 1 forces one;
+ * model.info.threads says how many it got, and info.threadsReason why if fewer).
  */
-export async function load(url, { onProgress, backend = 'auto', batch = defaultBatch() } = {}) {
+export async function load(url, { onProgress, backend = 'auto', batch = defaultBatch(), threads = defaultThreads() } = {}) {
   if (!url) throw new Bit50Error('bad-input', 'load() needs a model URL');
   const absolute = new URL(url, globalThis.document?.baseURI ?? location.href).href;
   let model = null;
@@ -212,13 +214,17 @@ export async function load(url, { onProgress, backend = 'auto', batch = defaultB
     model.dispatchEvent(new CustomEvent(msg.event, { detail: msg }));
   });
   try {
-    const info = await connection.call('load', { url: absolute, backend, batch }, [], onProgress);
+    const info = await connection.call('load', { url: absolute, backend, batch, threads: Math.max(1, Math.min(8, Math.floor(threads) || 1)) }, [], onProgress);
     model = new Model(connection, info);
     return model;
   } catch (err) {
     connection.close();
     throw err;
   }
+}
+
+function defaultThreads() {
+  return Math.min(8, globalThis.navigator?.hardwareConcurrency || 1);
 }
 
 function defaultBatch() {

@@ -80,9 +80,21 @@ export function manifestUrlOf(url) {
   return new URL(/\.json($|\?)/.test(url) ? url : url.replace(/\/?$/, '/manifest.json'), self.location.href).href;
 }
 
-/** The manifest's bytes. */
+/**
+ * The manifest's bytes: from the network, kept in the Cache Storage beside the shards; from
+ * there when the network fails (offline, a second visit works with the weights it cached).
+ */
 export async function fetchManifest(manifestUrl) {
-  return new Uint8Array(await (await fetchOrFail(manifestUrl, 'model manifest')).arrayBuffer());
+  const cache = await openCache();
+  try {
+    const bytes = new Uint8Array(await (await fetchOrFail(manifestUrl, 'model manifest')).arrayBuffer());
+    await cache?.put(manifestUrl, new Response(bytes, { headers: { 'Content-Type': 'application/json' } })).catch(() => {});
+    return bytes;
+  } catch (err) {
+    const kept = err.code === 'network' && (await cache?.match(manifestUrl).catch(() => null));
+    if (!kept) throw err;
+    return new Uint8Array(await kept.arrayBuffer());
+  }
 }
 
 /**
