@@ -2,13 +2,14 @@
 // Writes www/sw-shell.js for the service worker (www/sw.js): the app shell's files, and a
 // version derived from their contents, so that any change to any of them is a new deploy
 // (the browser compares sw.js and the scripts it imports byte for byte on every visit).
-// Run by build.sh after building and after choosing the model.
+// Run by build.sh after building and after choosing the model; an argument names another
+// site folder (tests make deploys of their own).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const www = path.join(path.dirname(fileURLToPath(import.meta.url)), '../www');
+const www = process.argv[2] || path.join(path.dirname(fileURLToPath(import.meta.url)), '../www');
 const listed = ['index.html', 'app.js', 'styles.css', 'bit50.js', 'bit50-worker.js', 'bit50-embed.js', 'manifest.webmanifest', 'models/index.json'];
 const folders = ['lib', 'pkg', 'pkg/threads', 'icons', 'samples'];
 const files = [...listed.filter((f) => fs.existsSync(path.join(www, f)))];
