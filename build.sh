@@ -5,12 +5,12 @@
 #   ./build.sh serve      build, make sure a model is in www/models/, serve www/ on 127.0.0.1
 #                         (PORT, default 8050; the real weights when they can be fetched,
 #                         else a seeded random model that the page labels untrained)
-#   ./build.sh test       cargo test, cargo check for wasm32, the wasm build, the browser tests
+#   ./build.sh test       cargo test, cargo check for wasm32, the wasm builds, the browser tests
 #   ./build.sh weights    tools/fetch-weights.sh (the real google/bit-50 weights)
 #
-# It installs what is missing: the wasm32 rustup target, the wasm-bindgen-cli matching
-# Cargo.lock, the node packages (playwright-core, binaryen's wasm-opt) and, as root,
-# Debian's chromium. Debian's own binaryen is never used: its wasm-opt 108 writes wasm
+# It installs what is missing: the wasm32 rustup target, Rust nightly's rust-src (the threaded
+# wasm builds), the wasm-bindgen-cli matching Cargo.lock, the node packages (playwright-core,
+# binaryen's wasm-opt) and, as root, Debian's chromium and mesa-vulkan-drivers (lavapipe). Debian's own binaryen is never used: its wasm-opt 108 writes wasm
 # that fails in the browser.
 set -euo pipefail
 
@@ -61,14 +61,19 @@ chromium_path() {
   return 1
 }
 
-need_chromium() {
-  if ! chromium_path >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-      say "installing Debian's chromium"
-      (apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }) >&2
-    else
-      die "chromium is missing: run 'apt-get install -y chromium' as root"
-    fi
+# Debian's packages the tests need: Chromium for the browser tests, Mesa's lavapipe (Vulkan on
+# the CPU) for the GPU tests natively and in Chromium's compatibility mode.
+need_test_packages() {
+  local need=()
+  chromium_path >/dev/null || need+=(chromium)
+  [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers)
+  ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
+  [ ${#need[@]} -eq 0 ] && return
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's ${need[*]}"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"; }) >&2
+  else
+    die "missing: ${need[*]}: run 'apt-get install -y ${need[*]}' as root"
   fi
 }
 
@@ -174,13 +179,13 @@ case "$cmd" in
     ;;
   test)
     status=0
+    need_test_packages
     say "cargo test"
     nice cargo test || status=1
     say "cargo check --target wasm32-unknown-unknown --lib"
     need_rust_target
     nice cargo check --target wasm32-unknown-unknown --lib || status=1
     build_wasm || exit 1
-    need_chromium
     cli="$(native_cli)" || die "the native CLI does not build"
     ensure_tiny_model
     say "browser tests (node --test tests/browser/*.test.mjs)"

@@ -25,8 +25,12 @@ const cfg = {
   runs: Math.max(1, Number(q.get('runs') || 3)),
   budgetMs: Number(q.get('budget') || 300) * 1000,
   batch: Math.max(1, Number(q.get('batch') || 1)),
+  threads: (q.get('threads') || '1').split(',').map(Number).filter((n) => n >= 1),
+  ortThreads: Math.max(1, Number(q.get('ortThreads') || 1)),
+  poolPhotos: Math.max(2, Number(q.get('poolPhotos') || 8)),
   compat: q.get('compat') === '1',
   only: (q.get('only') || 'ours-webgpu,ours-cpu,ort-webgpu,ort-wasm,cold-start').split(',').map((s) => s.trim()).filter(Boolean),
+  workers: Math.max(2, Number(q.get('workers') || 2)),
   autorun: q.get('autorun') !== '0',
 };
 const CACHE = 'bit50-weights-v1';
@@ -127,14 +131,14 @@ async function measure(name, open) {
 }
 
 // ---- the contenders -------------------------------------------------------------------------
-function ours(backend, photo) {
+function ours(backend, photo, threads = 1) {
   return async () => {
-    const model = await load(cfg.model, { backend, batch: cfg.batch });
+    const model = await load(cfg.model, { backend, batch: cfg.batch, threads });
     const i = model.info;
     const classes = i.classes;
     const photos = Array.from({ length: cfg.batch }, () => photo);
     return {
-      info: `${i.backend}: ${i.adapter}${i.backend === 'webgpu' ? `, ${i.kernels} kernels, ${i.precision}${i.subgroups ? ', subgroups' : ''}, batch ${i.batch}` : `, ${i.wasm}`}${i.fallback_reason ? ` (${i.fallback_reason})` : ''}`,
+      info: `${i.backend}: ${i.adapter}${i.backend === 'webgpu' ? `, ${i.kernels} kernels, ${i.precision}${i.subgroups ? ', subgroups' : ''}, batch ${i.batch}` : `, ${i.wasm}, ${i.threads} thread${i.threads > 1 ? 's' : ''}${i.threadsReason ? ` (${i.threadsReason})` : ''}`}${i.fallback_reason ? ` (${i.fallback_reason})` : ''}`,
       images: cfg.batch,
       async run() {
         const results = await model.classify(photos, { topK: classes });
@@ -158,7 +162,8 @@ async function ortRuntime() {
       throw new Missing(`onnxruntime-web is not served at ${cfg.ort}: run node tools/bench-browser.mjs, which serves it from node_modules (npm install)`);
     }
     ortModule.env.wasm.wasmPaths = cfg.ort;
-    ortModule.env.wasm.numThreads = 1;
+    // Set once per page: ORT starts its wasm backend (and its threads) once.
+    ortModule.env.wasm.numThreads = cfg.ortThreads;
     ortModule.env.logLevel = 'error';
   }
   return ortModule;
@@ -176,7 +181,7 @@ function ortBackend(ep, ref, pixels, cache = 'default') {
     const session = await ort.InferenceSession.create(await fetchOnnx(ref, cache), { executionProviders: [ep], graphOptimizationLevel: 'all' });
     const input = new ort.Tensor('float32', pixels, [1, 3, ref.size, ref.size]);
     return {
-      info: `onnxruntime-web ${ort.env.versions?.web || ''} ${ep} provider${ep === 'wasm' ? `, ${ort.env.wasm.numThreads} thread, SIMD` : ''}`,
+      info: `onnxruntime-web ${ort.env.versions?.web || ''} ${ep} provider${ep === 'wasm' ? `, ${ort.env.wasm.numThreads} thread${ort.env.wasm.numThreads > 1 ? 's' : ''}, SIMD` : ''}`,
       async run() {
         const out = await session.run({ [ref.input]: input });
         const t = out[ref.output];
@@ -185,6 +190,32 @@ function ortBackend(ep, ref, pixels, cache = 'default') {
       close: () => session.release(),
     };
   };
+}
+
+/**
+ * Several photos at once on the CPU path where the page is not isolated (one thread): one
+ * worker against a pool of `cfg.workers`, each timed around one classify() of all the photos
+ * after a warm-up call (which also lets the pool's workers finish loading).
+ */
+async function poolRows(photo) {
+  const photos = Array.from({ length: cfg.poolPhotos }, () => photo);
+  const rows = [];
+  for (const workers of [1, cfg.workers]) {
+    const model = await load(cfg.model, { backend: 'cpu', threads: 1, workers });
+    await model.classify(photos);
+    const times = [];
+    for (let i = 0; i < Math.max(1, Math.min(cfg.runs, 3)); i++) {
+      const t = performance.now();
+      await model.classify(photos);
+      times.push(performance.now() - t);
+    }
+    const info = model.info;
+    model.dispose();
+    const name = `ours-cpu ${cfg.poolPhotos} photos, ${info.workers} worker${info.workers > 1 ? 's' : ''}`;
+    log(`${name}: ${times.map((t) => (t / 1000).toFixed(2)).join(', ')} s (isolated: ${self.crossOriginIsolated}, threads ${info.threads})`);
+    rows.push({ name, info: `${info.workers} workers, ${info.threads} thread each`, loadMs: NaN, firstMs: NaN, warm: times, ...stats(times), images: cfg.poolPhotos, logits: [] });
+  }
+  return rows;
 }
 
 /**
@@ -231,7 +262,7 @@ function report(result) {
   };
   ratio('ours-webgpu', 'ort-webgpu', 'warm speed-up of ours-webgpu over ORT webgpu');
   ratio('ours-cpu', 'ort-wasm', 'warm speed-up of ours-cpu over ORT wasm');
-  const names = rows.filter((r) => !r.error).map((r) => r.name);
+  const names = rows.filter((r) => !r.error && r.logits.length).map((r) => r.name);
   if (names.length) lines.push(`logits (max |diff| between backends${result.reference ? ' and the reference' : ''}):`);
   const refs = result.reference ? { 'onnxruntime CPU (python)': result.reference.logits_onnxruntime, 'transformers (f32)': result.reference.logits_transformers } : {};
   for (let i = 0; i < names.length; i++) {
@@ -317,14 +348,17 @@ async function main() {
   result.size = probe.info.image_size;
   result.gflop = probe.info.gflop;
   probe.dispose();
+  const threadsName = (base, n, many) => (many ? `${base}-${n}t` : base);
   const contenders = {
     'ours-webgpu': ours('webgpu', photo),
-    'ours-cpu': ours('cpu', photo),
     'ort-webgpu': ref && ortBackend('webgpu', ref, pixels),
-    'ort-wasm': ref && ortBackend('wasm', ref, pixels),
   };
-  for (const name of cfg.only.filter((n) => n !== 'cold-start')) {
-    if (!(name in contenders)) throw new Error(`unknown backend ${name} (known: ${Object.keys(contenders).join(', ')}, cold-start)`);
+  for (const t of cfg.threads) contenders[threadsName('ours-cpu', t, cfg.threads.length > 1)] = ours('cpu', photo, t);
+  contenders[threadsName('ort-wasm', cfg.ortThreads, cfg.ortThreads > 1)] = ref && ortBackend('wasm', ref, pixels);
+  // 'ours-cpu' and 'ort-wasm' in `only` name every thread count asked for.
+  const only = cfg.only.flatMap((n) => (['ours-cpu', 'ort-wasm'].includes(n) ? Object.keys(contenders).filter((k) => k.startsWith(n)) : [n]));
+  for (const name of only.filter((n) => n !== 'cold-start' && n !== 'pool')) {
+    if (!(name in contenders)) throw new Error(`unknown backend ${name} (known: ${Object.keys(contenders).join(', ')}, pool, cold-start)`);
     if (!contenders[name]) continue;
     try {
       result.rows.push(await measure(name, contenders[name]));
@@ -332,6 +366,10 @@ async function main() {
       log(`${name}: FAILED: ${err.message || err}`);
       result.rows.push({ name, error: String(err.message || err).split('\n')[0].slice(0, 300), missing: err instanceof Missing });
     }
+    renderTable(result);
+  }
+  if (cfg.only.includes('pool')) {
+    result.rows.push(...(await poolRows(photo)));
     renderTable(result);
   }
   if (cfg.only.includes('cold-start')) {
