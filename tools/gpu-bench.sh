@@ -74,6 +74,8 @@ EOF
 for b in ${batches//,/ }; do
   "$BIT50" bench --model "$work/f32" --gpu --json --batch "$b" --runs "$runs" | tee -a "$out/ours.jsonl"
 done
+# Where the time goes, per kind of layer (timestamp queries), with the kernels chosen at load.
+"$BIT50" bench --model "$work/f32" --gpu --runs 3 | tee -a "$out/gpu-bench.log"
 : > "$out/logits.jsonl"
 for kernel in registers tiled; do
   for precision in f32 f16 f16-arithmetic; do

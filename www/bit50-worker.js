@@ -171,7 +171,7 @@ async function loadModel({ url, backend = 'auto', batch = 4, threads = 1 }, onPr
   const info = JSON.parse(engine.info());
   if (info.backend === 'webgpu') {
     info.featureLevel = webgpu.compatibility ? 'compatibility' : 'core';
-    info.adapter = await describeAdapter(info.adapter);
+    info.adapter = describeAdapter(info.adapter);
   }
   info.wasm = WASM_SIMD;
   info.threads = gotThreads;
