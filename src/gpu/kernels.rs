@@ -117,6 +117,7 @@ fn source(precision: Precision, subgroups: bool, parts: &[&str]) -> String {
 }
 
 const CONV_BINDINGS: &str = include_str!("../../shaders/conv_bindings.wgsl");
+const CLASSIFIER_BINDINGS: &str = include_str!("../../shaders/classifier_bindings.wgsl");
 
 /// One compute pipeline: a kernel, specialized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -190,8 +191,8 @@ impl Variant {
             Kernel::MaxPool => ("max_pool".into(), source(p, false, &[include_str!("../../shaders/max_pool.wgsl")]), vec![size]),
             Kernel::Pool if sg => ("pool".into(), source(p, true, &[include_str!("../../shaders/pool_subgroups.wgsl")]), vec![subgroup_size]),
             Kernel::Pool => ("pool".into(), source(p, false, &[include_str!("../../shaders/pool.wgsl")]), vec![size]),
-            Kernel::Classifier if sg => ("classifier".into(), source(p, true, &[include_str!("../../shaders/classifier_subgroups.wgsl")]), vec![subgroup_size]),
-            Kernel::Classifier => ("classifier".into(), source(p, false, &[include_str!("../../shaders/classifier.wgsl")]), vec![size]),
+            Kernel::Classifier if sg => ("classifier".into(), source(p, true, &[CLASSIFIER_BINDINGS, include_str!("../../shaders/classifier_subgroups.wgsl")]), vec![subgroup_size]),
+            Kernel::Classifier => ("classifier".into(), source(p, false, &[CLASSIFIER_BINDINGS, include_str!("../../shaders/classifier.wgsl")]), vec![size]),
             Kernel::ClassMap => ("class_map".into(), source(p, false, &[include_str!("../../shaders/class_map.wgsl")]), vec![size]),
         }
     }
