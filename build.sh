@@ -5,12 +5,12 @@
 #   ./build.sh serve      build, make sure a model is in www/models/, serve www/ on 127.0.0.1
 #                         (PORT, default 8050; the real weights when they can be fetched,
 #                         else a seeded random model that the page labels untrained)
-#   ./build.sh test       cargo test, cargo check for wasm32, the wasm build, the browser tests
+#   ./build.sh test       cargo test, cargo check for wasm32, the wasm builds, the browser tests
 #   ./build.sh weights    tools/fetch-weights.sh (the real google/bit-50 weights)
 #
-# It installs what is missing: the wasm32 rustup target, the wasm-bindgen-cli matching
-# Cargo.lock, the node packages (playwright-core, binaryen's wasm-opt) and, as root,
-# Debian's chromium. Debian's own binaryen is never used: its wasm-opt 108 writes wasm
+# It installs what is missing: the wasm32 rustup target, Rust nightly's rust-src (the threaded
+# wasm builds), the wasm-bindgen-cli matching Cargo.lock, the node packages (playwright-core,
+# binaryen's wasm-opt) and, as root, Debian's chromium and mesa-vulkan-drivers (lavapipe). Debian's own binaryen is never used: its wasm-opt 108 writes wasm
 # that fails in the browser.
 set -euo pipefail
 
@@ -26,6 +26,13 @@ need_rust_target() {
     say "adding the rustup target wasm32-unknown-unknown"
     rustup target add wasm32-unknown-unknown
   fi
+}
+
+# Threads in WebAssembly need the standard library rebuilt with atomics: Rust nightly's build-std.
+need_nightly() {
+  rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+  rustup component list --toolchain nightly --installed | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
+  rustup target list --toolchain nightly --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown --toolchain nightly
 }
 
 need_wasm_bindgen() {
@@ -54,46 +61,68 @@ chromium_path() {
   return 1
 }
 
-need_chromium() {
-  if ! chromium_path >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-      say "installing Debian's chromium"
-      (apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }) >&2
-    else
-      die "chromium is missing: run 'apt-get install -y chromium' as root"
-    fi
+# Debian's packages the tests need: Chromium for the browser tests, Mesa's lavapipe (Vulkan on
+# the CPU) for the GPU tests natively and in Chromium's compatibility mode.
+need_test_packages() {
+  local need=()
+  chromium_path >/dev/null || need+=(chromium)
+  [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers)
+  ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
+  [ ${#need[@]} -eq 0 ] && return
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's ${need[*]}"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"; }) >&2
+  else
+    die "missing: ${need[*]}: run 'apt-get install -y ${need[*]}' as root"
   fi
 }
 
 build_wasm() {
   need_rust_target
+  need_nightly
   need_wasm_bindgen
   need_node_packages
   local target_dir
   target_dir="$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')"
-  rm -rf www/pkg.tmp && mkdir -p www/pkg.tmp/relaxed
-  # Two builds of the same code: WebAssembly SIMD (every current browser), and SIMD with the
-  # relaxed-SIMD fused multiply-add (Chromium since 114, among others), which the worker loads where
-  # the browser validates it (the CPU path's matrix products run 1.2-1.3x faster).
-  say "building the wasm (release)"
-  nice cargo build --release --target wasm32-unknown-unknown --lib
-  say "building the wasm with relaxed SIMD (release, in $target_dir/wasm-relaxed)"
-  RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" CARGO_TARGET_DIR="$target_dir/wasm-relaxed" \
-    nice cargo build --release --target wasm32-unknown-unknown --lib
-  wasm-bindgen --target web --no-typescript --out-dir www/pkg.tmp "$target_dir/wasm32-unknown-unknown/release/bit50.wasm"
-  wasm-bindgen --target web --no-typescript --out-dir www/pkg.tmp/relaxed "$target_dir/wasm-relaxed/wasm32-unknown-unknown/release/bit50.wasm"
-  # One JavaScript glue file serves both modules: they must import and export the same.
-  cmp -s www/pkg.tmp/bit50.js www/pkg.tmp/relaxed/bit50.js || die "the two wasm builds need different JavaScript glue"
+  rm -rf www/pkg.tmp && mkdir -p www/pkg.tmp
+  # Four builds of the same code: WebAssembly SIMD (every current browser) or SIMD with the
+  # relaxed-SIMD fused multiply-add (Chromium since 114, among others: the CPU path's matrix
+  # products 1.2-1.3x faster); each single-threaded, and threaded (atomics and shared memory,
+  # for cross-origin-isolated pages; the standard library rebuilt by nightly's build-std).
+  # The worker loads the one the browser and the page allow.
+  local simd="+simd128" relaxed="+simd128,+relaxed-simd"
+  local threads="-C target-feature=+atomics,+bulk-memory,+mutable-globals -C link-arg=--shared-memory -C link-arg=--max-memory=1073741824 -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base"
+  local build name features extra
+  for build in single:$simd single-relaxed:$relaxed threads:$simd threads-relaxed:$relaxed; do
+    name="${build%%:*}" features="${build#*:}"
+    say "building the wasm: $name (release, in $target_dir/wasm-$name)"
+    if [ "${name#threads}" != "$name" ]; then
+      RUSTFLAGS="-C target-feature=$features $threads" CARGO_TARGET_DIR="$target_dir/wasm-$name" \
+        nice cargo +nightly build --release --target wasm32-unknown-unknown --lib -Z build-std=panic_abort,std
+    else
+      RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$target_dir/wasm-$name" \
+        nice cargo build --release --target wasm32-unknown-unknown --lib
+    fi
+    wasm-bindgen --target web --no-typescript --out-dir "www/pkg.tmp/$name" "$target_dir/wasm-$name/wasm32-unknown-unknown/release/bit50.wasm"
+  done
+  # One JavaScript glue file serves each pair of modules: they must import and export the same.
+  cmp -s www/pkg.tmp/single/bit50.js www/pkg.tmp/single-relaxed/bit50.js || die "the two single-threaded wasm builds need different JavaScript glue"
+  cmp -s www/pkg.tmp/threads/bit50.js www/pkg.tmp/threads-relaxed/bit50.js || die "the two threaded wasm builds need different JavaScript glue"
   say "optimizing with wasm-opt $(node_modules/.bin/wasm-opt --version | awk '{print $3}')"
-  local features=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  local opt=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
     --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd)
-  nice node_modules/.bin/wasm-opt -O3 "${features[@]}" www/pkg.tmp/bit50_bg.wasm -o www/pkg.tmp/bit50_bg.opt.wasm
-  nice node_modules/.bin/wasm-opt -O3 "${features[@]}" --enable-relaxed-simd \
-    www/pkg.tmp/relaxed/bit50_bg.wasm -o www/pkg.tmp/bit50_relaxed_bg.wasm
-  mv www/pkg.tmp/bit50_bg.opt.wasm www/pkg.tmp/bit50_bg.wasm
-  rm -rf www/pkg.tmp/relaxed
-  rm -rf www/pkg && mv www/pkg.tmp www/pkg
-  say "www/pkg: bit50_bg.wasm $(du -k www/pkg/bit50_bg.wasm | cut -f1) KiB, bit50_relaxed_bg.wasm $(du -k www/pkg/bit50_relaxed_bg.wasm | cut -f1) KiB"
+  mkdir -p www/pkg.tmp/out/threads
+  nice node_modules/.bin/wasm-opt -O3 "${opt[@]}" www/pkg.tmp/single/bit50_bg.wasm -o www/pkg.tmp/out/bit50_bg.wasm
+  nice node_modules/.bin/wasm-opt -O3 "${opt[@]}" --enable-relaxed-simd www/pkg.tmp/single-relaxed/bit50_bg.wasm -o www/pkg.tmp/out/bit50_relaxed_bg.wasm
+  nice node_modules/.bin/wasm-opt -O3 "${opt[@]}" --enable-threads www/pkg.tmp/threads/bit50_bg.wasm -o www/pkg.tmp/out/threads/bit50_bg.wasm
+  nice node_modules/.bin/wasm-opt -O3 "${opt[@]}" --enable-threads --enable-relaxed-simd www/pkg.tmp/threads-relaxed/bit50_bg.wasm -o www/pkg.tmp/out/threads/bit50_relaxed_bg.wasm
+  cp www/pkg.tmp/single/bit50.js www/pkg.tmp/out/
+  cp www/pkg.tmp/threads/bit50.js www/pkg.tmp/out/threads/
+  rm -rf www/pkg && mv www/pkg.tmp/out www/pkg && rm -rf www/pkg.tmp
+  # The page's sample photos: the test photos (scikit-image's data).
+  mkdir -p www/samples && cp tests/fixtures/photos/* www/samples/
+  node tools/write-sw-shell.mjs >&2
+  say "www/pkg: $(cd www/pkg && du -k bit50_bg.wasm bit50_relaxed_bg.wasm threads/*.wasm | awk '{printf "%s %s KiB, ", $2, $1}')"
 }
 
 native_cli() {
@@ -104,13 +133,15 @@ native_cli() {
   echo "$root/target/release/bit50"
 }
 
+# The site's model list, so that pages choose their default without probing for files.
+write_model_index() {
+  printf '{"default": "%s/"}\n' "$1" > www/models/index.json
+}
+
 ensure_model() {
-  if [ -f www/models/bit-50/manifest.json ]; then
+  if [ -f www/models/bit-50/manifest.json ] || { [ -x tools/fetch-weights.sh ] && BIT50="$(native_cli)" tools/fetch-weights.sh; }; then
     say "model: www/models/bit-50 (real weights)"
-    return
-  fi
-  if [ -x tools/fetch-weights.sh ] && BIT50="$(native_cli)" tools/fetch-weights.sh; then
-    say "model: www/models/bit-50 (real weights)"
+    write_model_index bit-50
     return
   fi
   if [ ! -f www/models/bit-50-random/manifest.json ]; then
@@ -123,6 +154,7 @@ ensure_model() {
     rm -rf "$tmp"
   fi
   say "model: www/models/bit-50-random (seeded random weights: untrained)"
+  write_model_index bit-50-random
 }
 
 ensure_tiny_model() {
@@ -142,17 +174,18 @@ case "$cmd" in
     build_wasm
     ensure_model
     ensure_tiny_model
+    node tools/write-sw-shell.mjs >&2
     exec node tools/serve.mjs --root www --port "${PORT:-8050}"
     ;;
   test)
     status=0
+    need_test_packages
     say "cargo test"
     nice cargo test || status=1
     say "cargo check --target wasm32-unknown-unknown --lib"
     need_rust_target
     nice cargo check --target wasm32-unknown-unknown --lib || status=1
     build_wasm || exit 1
-    need_chromium
     cli="$(native_cli)" || die "the native CLI does not build"
     ensure_tiny_model
     say "browser tests (node --test tests/browser/*.test.mjs)"

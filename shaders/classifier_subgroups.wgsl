@@ -6,18 +6,7 @@
 override SUBGROUP_SIZE: u32 = 32u;
 const WORKGROUP_SIZE: u32 = 64u;
 
-struct Params {
-    features: u32,
-    classes: u32,
-    _pad0: u32,
-    _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pooled: array<f32>;   // [image][features]
-@group(0) @binding(2) var<storage, read> weight: array<act>;   // [classes][features]
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> logits: array<f32>;  // [image][classes]
+// Parameters and bindings: classifier_bindings.wgsl.
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {

@@ -68,17 +68,34 @@ pub struct Engine {
     pub reason: Option<String>,
 }
 
+/// What the policy chose, before the weights are all in: the GPU network recorded (its
+/// weights uploaded as they arrive), or the CPU path and why.
+pub enum Plan {
+    Gpu(Box<GpuNetwork>),
+    Cpu { reason: String },
+}
+
 impl Engine {
     /// Opens the network as `options` ask; `stored` is how its weights were stored (f16 and
     /// int8 models run in f16 on GPUs that have it); `on_gpu` is shown the device as soon as it
     /// is open (to watch for its loss); `now` is a clock in milliseconds.
     pub async fn open(net: Network, stored: Dtype, options: &Options, on_gpu: impl FnOnce(&Gpu), now: impl Fn() -> f64) -> Result<Engine> {
+        match Self::plan(&net, stored, options, on_gpu, now).await? {
+            // The network's weights went up while it was recorded.
+            Plan::Gpu(gpu) => Ok(Engine { path: Path::Gpu(gpu), reason: None }),
+            Plan::Cpu { reason } => Ok(Engine::cpu(net, reason)),
+        }
+    }
+
+    /// Decides the path for `net` (a whole network, or its [`Network::skeleton`] when the
+    /// weights are still on their way) and, for the GPU, records it.
+    pub async fn plan(net: &Network, stored: Dtype, options: &Options, on_gpu: impl FnOnce(&Gpu), now: impl Fn() -> f64) -> Result<Plan> {
         if options.backend == Backend::Cpu {
-            return Ok(Engine::cpu(net, "the CPU path was asked for".into()));
+            return Ok(Plan::Cpu { reason: "the CPU path was asked for".into() });
         }
         let gpu = match Gpu::new(options.features).await {
             Ok(gpu) => gpu,
-            Err(e) if options.backend == Backend::Auto => return Ok(Engine::cpu(net, e.message)),
+            Err(e) if options.backend == Backend::Auto => return Ok(Plan::Cpu { reason: e.message }),
             Err(e) => return Err(e),
         };
         on_gpu(&gpu);
@@ -98,14 +115,26 @@ impl Engine {
             let cpu_gflops = crate::cpu::matmul_gflops(32, 256, 256, 3, &now);
             if cpu_gflops > gpu_gflops {
                 let software = if options.software || gpu.is_cpu() { " (a software one)" } else { "" };
-                return Ok(Engine::cpu(
-                    net,
-                    format!("measured at load: {gpu_gflops:.2} GFLOP/s on this GPU adapter{software}, {cpu_gflops:.2} on the CPU, so the CPU path runs"),
-                ));
+                let reason = format!("measured at load: {gpu_gflops:.2} GFLOP/s on this GPU adapter{software}, {cpu_gflops:.2} on the CPU, so the CPU path runs");
+                return Ok(Plan::Cpu { reason });
             }
         }
-        let network = GpuNetwork::new(gpu, &net, variant, options.batch).await?;
-        Ok(Engine { path: Path::Gpu(Box::new(network)), reason: None })
+        Ok(Plan::Gpu(Box::new(GpuNetwork::new(gpu, net, variant, options.batch).await?)))
+    }
+
+    /// The engine once every weight has arrived: the GPU network of `plan` (refused while a
+    /// parameter is missing), or the CPU path on `network()`.
+    pub fn finish(plan: Plan, network: impl FnOnce() -> Result<Network>, source: &str) -> Result<Engine> {
+        match plan {
+            Plan::Gpu(gpu) => {
+                let missing = gpu.missing();
+                if !missing.is_empty() {
+                    bail!(BadModel, "{source}: missing tensors: {}", missing.join(", "));
+                }
+                Ok(Engine { path: Path::Gpu(gpu), reason: None })
+            }
+            Plan::Cpu { reason } => Ok(Engine::cpu(network()?, reason)),
+        }
     }
 
     fn cpu(net: Network, reason: String) -> Engine {

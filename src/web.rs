@@ -1,18 +1,21 @@
 //! The WebAssembly surface (wasm-bindgen), used by `www/bit50-worker.js`.
 //!
 //! JavaScript fetches the manifest and shards (with progress and the Cache Storage),
-//! hands each shard to a [`ModelLoader`], which checks its size and sha256, then
-//! [`build_engine`] opens the network through the engine policy (`engine.rs`: WebGPU or the
-//! CPU path). Every call takes RGBA pixels decoded by the browser; the preprocessing after
+//! hands each shard to a [`ModelLoader`], which checks its size and sha256. [`plan_engine`]
+//! chooses the path first (the engine policy, `engine.rs`: WebGPU or the CPU path), so that on
+//! WebGPU each shard's tensors go to the GPU as it arrives; [`finish_engine`] then makes the
+//! engine. Every call takes RGBA pixels decoded by the browser; the preprocessing after
 //! that is the crate's own, so results match the native `bit50 classify`. Errors reach
 //! JavaScript as `Error`s with a `code` (the error's kind).
 
-use crate::engine::{Backend, Engine, Options};
+use crate::engine::{Backend, Engine, Options, Plan};
 use crate::gpu::{Features, Gpu, Outputs, Want};
 use crate::head::{self, Head, ModelRef, TrainingSet};
+use crate::model::{parameters, Network, Tensor, TensorMap};
 use crate::preprocess;
-use crate::weights::Manifest;
-use crate::{config::PreprocessorConfig, Error, ErrorKind, Result, WithKind};
+use crate::weights::{for_each_tensor, Manifest};
+use std::collections::{BTreeMap, BTreeSet};
+use crate::{bail, config::PreprocessorConfig, Error, ErrorKind, Result, WithKind};
 use serde::Serialize;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,12 +30,22 @@ pub fn start() {
 }
 
 
-/// A manifest and the shards received so far, each checked against it.
+/// A model on its way in: the manifest, then (once [`plan_engine`] has chosen the path) each
+/// shard as it arrives, checked, and on the GPU path its tensors uploaded at once and dropped
+/// (so the weights never sit in WebAssembly memory twice); [`finish_engine`] makes the engine.
 #[wasm_bindgen]
 pub struct ModelLoader {
     manifest: Manifest,
     source: String,
-    shards: Vec<Option<Vec<u8>>>,
+    config: crate::config::BitConfig,
+    preprocessor: PreprocessorConfig,
+    /// Every parameter's name and kernel-layout shape.
+    parameters: BTreeMap<String, Vec<usize>>,
+    received: BTreeSet<String>,
+    plan: Option<Plan>,
+    /// The CPU path's weights, as they arrive.
+    tensors: TensorMap,
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Serialize)]
@@ -52,11 +65,24 @@ impl ModelLoader {
     pub fn new(manifest: &[u8], source: &str) -> std::result::Result<ModelLoader, JsValue> {
         let bad = |e: Error| js_error(e.or_kind(ErrorKind::BadModel));
         let manifest = Manifest::parse(manifest, source).map_err(bad)?;
-        // Fail early on a config we cannot build, before downloading anything.
-        manifest.bit_config(source).map_err(bad)?;
-        manifest.preprocessor_config(source).map_err(bad)?;
-        let shards = vec![None; manifest.shards.len()];
-        Ok(ModelLoader { manifest, source: source.to_string(), shards })
+        // Fail early on a model we cannot build, before downloading anything.
+        let config = manifest.bit_config(source).map_err(bad)?;
+        let preprocessor = manifest.preprocessor_config(source).map_err(bad)?;
+        if manifest.labels.len() != config.num_classes() {
+            return Err(bad(Error::from(format!("{source}: {} labels for {} classes", manifest.labels.len(), config.num_classes()))));
+        }
+        let parameters = parameters(&config).into_iter().map(|p| (p.name.clone(), p.kernel_shape())).collect();
+        Ok(ModelLoader {
+            manifest,
+            source: source.to_string(),
+            config,
+            preprocessor,
+            parameters,
+            received: BTreeSet::new(),
+            plan: None,
+            tensors: TensorMap::new(),
+            lost: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// JSON: `{name, dtype, labels, shards: [{file, bytes, sha256}], total_bytes, untrained}`.
@@ -72,33 +98,45 @@ impl ModelLoader {
         serde_json::to_string(&info).expect("serializes")
     }
 
-    /// Checks shard `index` (size and sha256) and keeps it; `source` is its URL; `sha256` the
-    /// digest WebCrypto computed, if the page has it (hex).
+    /// Checks shard `index` (size and sha256) and takes in its tensors; `source` is its URL;
+    /// `sha256` the digest WebCrypto computed, if the page has it (hex).
     pub fn add_shard(&mut self, index: usize, bytes: Vec<u8>, source: &str, sha256: Option<String>) -> std::result::Result<(), JsValue> {
         let shard = self.manifest.shards.get(index).ok_or_else(|| js_error(Error::new(ErrorKind::BadModel, format!("{}: no shard {index}", self.source))))?;
         Manifest::verify_shard(shard, &bytes, sha256, source).map_err(js_error)?;
-        self.shards[index] = Some(bytes);
-        Ok(())
+        let (parameters, received, tensors) = (&self.parameters, &mut self.received, &mut self.tensors);
+        let mut gpu = match &mut self.plan {
+            Some(Plan::Gpu(net)) => Some(net),
+            Some(Plan::Cpu { .. }) => None,
+            None => return Err(js_error(Error::from("add_shard before plan_engine".to_string()))),
+        };
+        let take = |name: String, tensor: Tensor| -> Result<()> {
+            let Some(shape) = parameters.get(&name) else {
+                bail!(BadModel, "{source}: unexpected tensor {name}");
+            };
+            if &tensor.shape != shape {
+                bail!(BadModel, "{source}: tensor {name} has shape {:?}, expected {shape:?}", tensor.shape);
+            }
+            if !received.insert(name.clone()) {
+                bail!(BadModel, "{source}: tensor {name} appears twice");
+            }
+            match gpu.as_deref_mut() {
+                Some(net) => net.upload(&name, &tensor.data),
+                None => {
+                    tensors.insert(name, tensor);
+                    Ok(())
+                }
+            }
+        };
+        for_each_tensor(&bytes, source, take).kind(ErrorKind::BadModel).map_err(js_error)
     }
 }
 
-/// Builds the network from a complete loader. `backend` is "webgpu", "cpu" or "auto" (the
-/// engine policy: see `engine`); `software`: the WebGPU adapter is a fallback (an emulator);
-/// `subgroups`: the worker asked the device for the `subgroups` feature (wgpu 30 cannot);
-/// `batch`: images per GPU submission.
+/// Chooses the path (the engine policy: see `engine`) before the weights arrive, and on the
+/// GPU records the network. `backend` is "webgpu", "cpu" or "auto"; `software`: the WebGPU
+/// adapter is a fallback (an emulator); `subgroups`: the worker asked the device for the
+/// `subgroups` feature (wgpu 30 cannot); `batch`: images per GPU submission.
 #[wasm_bindgen]
-pub async fn build_engine(loader: ModelLoader, backend: String, software: bool, subgroups: bool, batch: usize) -> std::result::Result<WebEngine, JsValue> {
-    let ModelLoader { manifest, source, shards } = loader;
-    let shards: Vec<Vec<u8>> = shards
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| s.ok_or_else(|| Error::new(ErrorKind::BadModel, format!("{source}: shard {} was not loaded", manifest.shards[i].file))))
-        .collect::<Result<_>>()
-        .map_err(js_error)?;
-    let model = manifest.into_model(&shards, &source).kind(ErrorKind::BadModel).map_err(js_error)?;
-    drop(shards);
-    let lost = Arc::new(Mutex::new(None::<String>));
-    let shape = (model.network.image_size, model.network.features(), model.network.classes());
+pub async fn plan_engine(mut loader: ModelLoader, backend: String, software: bool, subgroups: bool, batch: usize) -> std::result::Result<ModelLoader, JsValue> {
     let options = Options {
         backend: Backend::parse(&backend).map_err(js_error)?,
         software,
@@ -106,6 +144,7 @@ pub async fn build_engine(loader: ModelLoader, backend: String, software: bool, 
         batch: batch.clamp(1, 64),
         ..Options::default()
     };
+    let lost = loader.lost.clone();
     let on_gpu = |gpu: &Gpu| {
         let on_lost = lost.clone();
         gpu.device.set_device_lost_callback(move |reason, message| {
@@ -118,8 +157,23 @@ pub async fn build_engine(loader: ModelLoader, backend: String, software: bool, 
             on_error.lock().unwrap().get_or_insert_with(|| format!("WebGPU error: {e}"));
         }));
     };
-    let engine = Engine::open(model.network, model.stored, &options, on_gpu, now_ms).await.map_err(js_error)?;
-    let inner = Inner { name: model.name, sha256: model.sha256, labels: model.labels, preprocessor: model.preprocessor, engine, lost: lost.clone(), shape };
+    let skeleton = Network::skeleton(&loader.config, loader.preprocessor.crop);
+    loader.plan = Some(Engine::plan(&skeleton, loader.manifest.dtype, &options, on_gpu, now_ms).await.map_err(js_error)?);
+    Ok(loader)
+}
+
+/// The engine, once every shard is in.
+#[wasm_bindgen]
+pub fn finish_engine(loader: ModelLoader) -> std::result::Result<WebEngine, JsValue> {
+    let ModelLoader { manifest, source, config, preprocessor, plan, tensors, lost, .. } = loader;
+    let plan = plan.ok_or_else(|| js_error(Error::from("finish_engine before plan_engine".to_string())))?;
+    let image_size = preprocessor.crop;
+    let network = || Network::from_tensors(&config, image_size, tensors, &source);
+    let engine = Engine::finish(plan, network, &source).kind(ErrorKind::BadModel).map_err(js_error)?;
+    let skeleton = Network::skeleton(&config, image_size);
+    let shape = (image_size, skeleton.features(), skeleton.classes());
+    let sha256 = manifest.model_sha256();
+    let inner = Inner { name: manifest.name, sha256, labels: manifest.labels, preprocessor, engine, lost: lost.clone(), shape, gflop: skeleton.flops() / 1e9 };
     Ok(WebEngine { inner: Rc::new(RefCell::new(inner)), lost })
 }
 
@@ -149,6 +203,8 @@ struct Inner {
     lost: Arc<Mutex<Option<String>>>,
     /// (image size, features, classes)
     shape: (usize, usize, usize),
+    /// Floating-point operations of one image, in billions.
+    gflop: f64,
 }
 
 #[derive(Serialize)]
@@ -171,6 +227,8 @@ struct Info<'a> {
     image_size: usize,
     features: usize,
     classes: usize,
+    /// Billions of floating-point operations per image.
+    gflop: f64,
 }
 
 /// Where the network's square input lies in the original image, in its pixels.
@@ -277,6 +335,7 @@ impl WebEngine {
             image_size,
             features,
             classes,
+            gflop: inner.gflop,
         };
         serde_json::to_string(&info).expect("serializes")
     }
@@ -349,7 +408,7 @@ impl WebEngine {
             let mut inner = inner.try_borrow_mut().map_err(|_| busy())?;
             let classes = inner.shape.2;
             if class >= classes {
-                crate::bail!(BadInput, "class index {class} is out of range (the model has {classes} classes)");
+                bail!(BadInput, "class index {class} is out of range (the model has {classes} classes)");
             }
             let pixels = inner.pixels(width, height, &rgba, &source)?;
             let out = inner.run(&[&pixels], Want { class_map: Some(Some(class)), ..Want::default() }).await?.remove(0);

@@ -3,7 +3,7 @@
 //! kernel bug is named by its kernel, not only by a whole-network parity failure.
 //! GPU tests run on lavapipe here and in CI (f16 and subgroups of 8 included).
 
-use bit50::gpu::kernels::{submit, upload_conv, ConvKernel, Kernels, Precision, Recording, Shape, Variant, BIT_CONVS};
+use bit50::gpu::kernels::{submit, upload_conv, ConvKernel, Kernel, Kernels, Precision, Recording, Shape, Variant, HEAD_KERNELS};
 use bit50::gpu::{Features, Format, Gpu};
 use bit50::layers::{self, Activation};
 use bit50::model::Conv;
@@ -28,6 +28,15 @@ fn variants() -> Vec<Variant> {
         }
     }
     out
+}
+
+/// Every kernel of `variant`: each convolution kind (tiled where the variant has it) and the head.
+fn all_kernels(variant: Variant) -> Kernels {
+    let mut kernels = HEAD_KERNELS.to_vec();
+    for spec in [(7, false, false), (1, true, false), (3, true, false), (1, true, true), (1, false, false), (3, false, false)] {
+        kernels.extend([Kernel::Conv(spec), variant.conv_kernel(spec, 16)]);
+    }
+    pollster::block_on(Kernels::new(gpu(), variant, &kernels)).unwrap()
 }
 
 /// Deterministic values in [-1, 1).
@@ -100,7 +109,7 @@ fn convolutions_match_the_reference() {
     ];
     let images = 3;
     for variant in variants() {
-        let kernels = Kernels::new(gpu(), variant, &BIT_CONVS).unwrap();
+        let kernels = all_kernels(variant);
         let format = kernels.format();
         for (n, c) in cases.iter().enumerate() {
             let what = format!("{} conv {k}x{k}/{} {}x{}x{}->{}", variant.describe(), c.stride, c.h, c.w, c.cin, c.cout, k = c.k);
@@ -160,7 +169,7 @@ fn group_norm_statistics_match_the_reference() {
     let cases = [(3, 5, 8, 1), (7, 7, 16, 4), (1, 1, 32, 32), (9, 2, 12, 3)];
     let images = 2;
     for variant in variants().into_iter().filter(|v| v.conv == ConvKernel::Registers) {
-        let kernels = Kernels::new(gpu(), variant, &BIT_CONVS).unwrap();
+        let kernels = all_kernels(variant);
         let format = kernels.format();
         for (n, &(h, w, c, groups)) in cases.iter().enumerate() {
             let what = format!("{} group norm {h}x{w}x{c}, {groups} groups", variant.describe());
@@ -190,7 +199,7 @@ fn group_norm_statistics_match_the_reference() {
             let (gb, bb) = (g.upload("gamma", &gamma, Format::F32).unwrap(), g.upload("beta", &beta, Format::F32).unwrap());
             let affine = g.zeroed("affine", want.len(), Format::F32).unwrap();
             let mut rec = Recording::new(g, &kernels);
-            rec.gn_stats(&src, Shape { h, w, c }, groups, &gb, &bb, &affine, &what);
+            rec.gn_stats(&src, Shape { h, w, c }, groups, &gb, &bb, &affine, &what).unwrap();
             submit(g, &rec.dispatches, images as u32, |_| {});
             let err = relative_error(&read(&affine, want.len(), Format::F32), &want);
             assert!(err <= 1e-5, "{what}: relative error {err:.2e}");
@@ -203,7 +212,7 @@ fn group_norm_statistics_match_the_reference() {
 fn max_pool_matches_the_reference() {
     let images = 2;
     for variant in variants().into_iter().filter(|v| v.conv == ConvKernel::Registers && !v.subgroups) {
-        let kernels = Kernels::new(gpu(), variant, &BIT_CONVS).unwrap();
+        let kernels = all_kernels(variant);
         let format = kernels.format();
         for (h, w, c) in [(7, 9, 8), (8, 8, 4), (1, 1, 4), (2, 5, 12)] {
             let x = stored(&values(images * h * w * c, (h * w) as u64), format);
@@ -216,7 +225,7 @@ fn max_pool_matches_the_reference() {
             let src = g.upload("x", &x, format).unwrap();
             let dst = g.zeroed("out", want.len(), format).unwrap();
             let mut rec = Recording::new(g, &kernels);
-            rec.max_pool(&src, Shape { h, w, c }, &dst);
+            rec.max_pool(&src, Shape { h, w, c }, &dst).unwrap();
             submit(g, &rec.dispatches, images as u32, |_| {});
             assert_eq!(read(&dst, want.len(), format), want, "{} max pool {h}x{w}x{c}", variant.describe());
         }
@@ -229,7 +238,7 @@ fn max_pool_matches_the_reference() {
 fn the_head_matches_the_reference() {
     let images = 3;
     for variant in variants().into_iter().filter(|v| v.conv == ConvKernel::Registers) {
-        let kernels = Kernels::new(gpu(), variant, &BIT_CONVS).unwrap();
+        let kernels = all_kernels(variant);
         let format = kernels.format();
         for (h, w, features, classes) in [(3, 5, 20, 13), (2, 2, 64, 1), (7, 7, 256, 10)] {
             let what = format!("{} head {h}x{w}x{features} -> {classes}", variant.describe());
@@ -275,9 +284,9 @@ fn the_head_matches_the_reference() {
             let map = g.zeroed("map", images * h * w, Format::F32).unwrap();
             let mut rec = Recording::new(g, &kernels);
             let shape = Shape { h, w, c: features };
-            rec.pool(&src, shape, &affine_buffer, &pooled);
-            rec.classifier(&pooled, features, &weight, &bias_buffer, classes, &logits);
-            let class_map = rec.class_map(&src, shape, &affine_buffer, &weight, &logits, classes, images, &chosen, &map);
+            rec.pool(&src, shape, &affine_buffer, &pooled).unwrap();
+            rec.classifier(&pooled, features, &weight, &bias_buffer, classes, &logits).unwrap();
+            let class_map = rec.class_map(&src, shape, &affine_buffer, &weight, &logits, classes, images, &chosen, &map).unwrap();
             rec.dispatches.push(class_map);
             submit(g, &rec.dispatches, images as u32, |_| {});
             let err = relative_error(&read(&pooled, images * features, Format::F32), &want_pooled);
@@ -302,9 +311,9 @@ fn missing_features_are_refused_by_name() {
     let plain = pollster::block_on(Gpu::new(Features::NONE)).unwrap();
     assert_eq!(plain.features, Features::NONE);
     let f16 = Variant { conv: ConvKernel::Registers, precision: Precision::F16, subgroups: false };
-    let err = Kernels::new(&plain, f16, &BIT_CONVS).err().expect("refused");
+    let err = pollster::block_on(Kernels::new(&plain, f16, &HEAD_KERNELS)).err().expect("refused");
     assert!(err.message.contains("shader-f16"), "{err}");
     let subgroups = Variant { precision: Precision::F32, subgroups: true, ..f16 };
-    let err = Kernels::new(&plain, subgroups, &BIT_CONVS).err().expect("refused");
+    let err = pollster::block_on(Kernels::new(&plain, subgroups, &HEAD_KERNELS)).err().expect("refused");
     assert!(err.message.contains("subgroups"), "{err}");
 }

@@ -3,8 +3,8 @@
 // providers), same photo, same browser session. A tool, not a test: it prints a table and
 // ratios and writes target/bench/browser-<adapter>-<model>.json.
 //
-//   node tools/bench-browser.mjs [--adapter swiftshader|compat] [--runs 3] [--warmup 0]
-//        [--budget 300] [--only ours-webgpu,ort-webgpu,ort-wasm,ours-cpu]
+//   node tools/bench-browser.mjs [--adapter swiftshader|compat] [--runs 3] [--batch 1]
+//        [--threads 1,2] [--budget 300] [--only ours-webgpu,ours-cpu,ort-webgpu,ort-wasm,pool,cold-start]
 //        [--model models/bit50-seed0/] [--onnx models/onnx/bit50-seed0/] [--photo cat.png]
 //        [--timeout 1200]
 //
@@ -13,6 +13,10 @@
 //   (--use-angle=vulkan --use-webgpu-adapter=opengles, VK_ICD_FILENAMES=lavapipe); the page
 //   asks every adapter request for featureLevel 'compatibility' (see ../shared/webgpu-here.md).
 // --budget: seconds of warm runs per backend (at least one warm run always happens).
+// --batch: images per classify call for bit50 (one GPU submission per batch).
+// --threads: thread counts for the CPU paths (ours and ORT's wasm provider), on a
+//   cross-origin-isolated page; 'pool' times 8 photos on a page that is not isolated, one
+//   worker against two.
 // --timeout: the whole run, seconds; the browser is closed and the exit code is 2 when it expires.
 //
 // Before the first run (see README or the top of tools/export_onnx.py):
@@ -41,7 +45,7 @@ const BASE_FLAGS = [
 
 function parseArgs(argv) {
   const opts = {
-    adapter: 'swiftshader', runs: 3, warmup: 0, budget: 300, only: null, timeout: 1200,
+    adapter: 'swiftshader', runs: 3, budget: 300, only: null, timeout: 1200, batch: 1, threads: '1,2',
     model: 'models/bit50-seed0/', onnx: 'models/onnx/bit50-seed0/', photo: 'cat.png',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -88,7 +92,9 @@ async function main() {
 
   const started = Date.now();
   console.log(`bench-browser: adapter ${opts.adapter}, ${os.cpus().length} CPUs, load average ${load()}`);
-  const server = await startServer({ root: WWW, mounts: { '/ort/': ORT_DIST, '/photos/': PHOTOS } });
+  const mounts = { '/ort/': ORT_DIST, '/photos/': PHOTOS };
+  const isolated = await startServer({ root: WWW, mounts });
+  const plain = await startServer({ root: WWW, mounts, isolation: false });
   const args = [...BASE_FLAGS];
   const env = { ...process.env, NODEVICE_SELECT: '1' };
   if (opts.adapter === 'compat') {
@@ -100,9 +106,11 @@ async function main() {
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${opts.timeout} s`)), opts.timeout * 1000);
   });
-  let code = 0;
-  try {
-    const page = await browser.newPage();
+  const threads = opts.threads.split(',').map(Number);
+  /** One run of bench.html on `server` with `extra` query parameters; resolves its result. */
+  async function session(server, extra) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
     page.on('console', (m) => {
       const t = m.text();
       if (t.startsWith('[bench')) console.log(t);
@@ -111,8 +119,8 @@ async function main() {
     page.on('pageerror', (e) => console.log(`  (page error: ${e.message})`));
     const query = new URLSearchParams({
       model: opts.model, onnx: opts.onnx, photo: `/photos/${opts.photo}`, ort: '/ort/',
-      runs: String(opts.runs), warmup: String(opts.warmup), budget: String(opts.budget),
-      ...(opts.only ? { only: opts.only } : {}), ...(opts.adapter === 'compat' ? { compat: '1' } : {}),
+      runs: String(opts.runs), budget: String(opts.budget), batch: String(opts.batch), threads: opts.threads,
+      ...(opts.adapter === 'compat' ? { compat: '1' } : {}), ...extra,
     });
     await page.goto(`${server.url}bench.html?${query}`);
     await Promise.race([
@@ -122,15 +130,33 @@ async function main() {
     const { state, text, result, error } = await page.evaluate(() => ({
       state: document.body.dataset.state, text: window.benchText, result: window.benchResult, error: window.benchError,
     }));
+    await context.close();
     if (state !== 'done') throw new Error(`the page failed: ${error}`);
+    return { text, result };
+  }
+  let code = 0;
+  try {
+    // On a cross-origin-isolated page: every backend, ours at each thread count, ORT at one
+    // thread; then ORT again at each further thread count (it starts its threads once a page).
+    const only = (opts.only || 'ours-webgpu,ours-cpu,ort-webgpu,ort-wasm,pool,cold-start').split(',');
+    const main = await session(isolated, { only: only.filter((n) => n !== 'pool').join(',') });
+    const result = main.result;
+    for (const n of threads.filter((n) => n > 1)) {
+      if (!only.includes('ort-wasm')) break;
+      const extra = await session(isolated, { only: 'ort-wasm', ortThreads: String(n) });
+      result.rows.push(...extra.result.rows);
+    }
+    // Several photos on a page that is not isolated: one worker against a pool.
+    if (only.includes('pool')) result.rows.push(...(await session(plain, { only: 'pool' })).result.rows);
     const out = path.join(ROOT, 'target/bench', `browser-${opts.adapter}-${path.basename(opts.model.replace(/\/+$/, ''))}.json`);
     fs.mkdirSync(path.dirname(out), { recursive: true });
     result.loadAverageAfter = os.loadavg();
     result.command = process.argv.slice(1).join(' ');
     fs.writeFileSync(out, JSON.stringify(result, null, 1));
     const a = result.adapter;
-    console.log(`\n== ${opts.adapter}: ${a.available ? `${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ') || '(adapter info empty)'}, featureLevel ${a.featureLevel}, fallback ${a.fallback}, timestamp-query ${a.timestampQuery}` : 'no WebGPU adapter'}; input ${result.size}x${result.size} (${result.gflop.toFixed(1)} GFLOP); ${result.hardwareConcurrency} CPUs, crossOriginIsolated ${result.crossOriginIsolated}`);
-    console.log(text);
+    console.log(`\n== ${opts.adapter}: ${a.available ? `${a.description || '(adapter info empty)'}, featureLevel ${a.featureLevel}, fallback ${a.fallback}, features ${a.features.join(' ') || 'none'}` : 'no WebGPU adapter'}; input ${result.size}x${result.size} (${result.gflop.toFixed(1)} GFLOP); ${result.hardwareConcurrency} CPUs, crossOriginIsolated ${result.crossOriginIsolated}`);
+    console.log(main.text);
+    console.log(`\n${summary(result.rows, threads)}`);
     console.log(`\n(wrote ${path.relative(ROOT, out)}; ${((Date.now() - started) / 1000).toFixed(0)} s; load average now ${load()})`);
   } catch (err) {
     console.error(`bench-browser: ${err.message}`);
@@ -138,9 +164,28 @@ async function main() {
   } finally {
     clearTimeout(timer);
     await browser.close().catch(() => {});
-    await server.close();
+    await isolated.close();
+    await plain.close();
   }
   process.exit(code);
+}
+
+/** Every row, and the threads and workers targets of issue #10. */
+function summary(rows, threads) {
+  const ok = rows.filter((r) => !r.error);
+  const by = Object.fromEntries(ok.map((r) => [r.name, r]));
+  const s = (ms) => (ms / 1000).toFixed(3);
+  const lines = ['backend                               warm median s   min s   max s  images/s'];
+  for (const r of ok) lines.push(`${r.name.padEnd(36)}  ${s(r.median).padStart(12)}  ${s(r.min).padStart(6)}  ${s(r.max).padStart(6)}  ${(r.images / (r.median / 1000)).toFixed(2).padStart(8)}`);
+  const n = Math.max(...threads);
+  const ours1 = by['ours-cpu-1t'] || by['ours-cpu'];
+  const oursN = by[`ours-cpu-${n}t`];
+  const ortN = by[`ort-wasm-${n}t`];
+  if (oursN && ortN) lines.push(`ours at ${n} threads / ORT wasm at ${n} threads: ${(oursN.median / ortN.median).toFixed(2)}x (target <= 0.5)`);
+  if (oursN && ours1) lines.push(`ours at ${n} threads vs 1 thread: ${(ours1.median / oursN.median).toFixed(2)}x faster (target >= 1.7)`);
+  const pool = ok.filter((r) => r.name.includes(' photos, '));
+  if (pool.length === 2) lines.push(`${pool[1].name} vs ${pool[0].name.replace(/.* photos, /, '')}, page not isolated: ${(pool[0].median / pool[1].median).toFixed(2)}x faster (target >= 1.7)`);
+  return lines.join('\n');
 }
 
 main().catch((err) => {

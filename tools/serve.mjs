@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // A small static server for www/ (used by `./build.sh serve` and the browser tests).
 //
-//   node tools/serve.mjs [--root www] [--port 8050] [--host 127.0.0.1]
+//   node tools/serve.mjs [--root www] [--port 8050] [--host 127.0.0.1] [--no-isolation]
 //
-// Correct MIME types (.wasm, .mjs, .safetensors), CORS for every file so that models
-// and the embed script load from other origins, no directory listings, and nothing
-// outside the root. As a module: `startServer({root, port, mounts})` resolves
-// `{url, port, requests, close()}`; `requests` lists every path served or refused.
+// Correct MIME types (.wasm, .mjs, .safetensors, .webmanifest), CORS for every file so that
+// models and the embed script load from other origins, no directory listings, and nothing
+// outside the root. The pages are cross-origin isolated (COOP same-origin, COEP require-corp:
+// the CPU path's threads need SharedArrayBuffer), and every file may be embedded by isolated
+// pages elsewhere (CORP cross-origin); --no-isolation leaves COOP and COEP out.
+// As a module: `startServer({root, port, mounts, isolation, intercept})` resolves
+// `{url, port, requests, close()}`; `requests` lists every path served or refused;
+// `intercept(req, res, pathname)` may answer a request itself (returns true), for tests.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,13 +32,15 @@ const TYPES = {
   '.svg': 'image/svg+xml',
   '.ico': 'image/x-icon',
   '.txt': 'text/plain; charset=utf-8',
+  '.webmanifest': 'application/manifest+json',
 };
 
-export function startServer({ root = 'www', port = 0, host = '127.0.0.1', mounts = {}, quiet = true } = {}) {
+export function startServer({ root = 'www', port = 0, host = '127.0.0.1', mounts = {}, quiet = true, isolation = true, intercept = null } = {}) {
   const roots = [...Object.entries(mounts).map(([prefix, dir]) => [prefix, path.resolve(dir)]), ['/', path.resolve(root)]];
   const requests = [];
   const server = http.createServer((req, res) => {
-    const headers = { 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-cache' };
+    const headers = { 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-cache', 'Cross-Origin-Resource-Policy': 'cross-origin' };
+    if (isolation) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' });
     let pathname;
     try {
       pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -43,6 +49,7 @@ export function startServer({ root = 'www', port = 0, host = '127.0.0.1', mounts
       return;
     }
     requests.push(pathname);
+    if (intercept?.(req, res, pathname, headers)) return;
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { ...headers, 'Access-Control-Allow-Methods': 'GET, HEAD', 'Access-Control-Allow-Headers': '*' }).end();
       return;
@@ -106,7 +113,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   const root = arg('--root', 'www');
   const port = Number(arg('--port', process.env.PORT || 8050));
   const host = arg('--host', '127.0.0.1');
-  startServer({ root, port, host, quiet: false }).then(
+  const isolation = !process.argv.includes('--no-isolation');
+  startServer({ root, port, host, quiet: false, isolation }).then(
     (s) => console.log(`serving ${path.resolve(root)} at ${s.url} (Ctrl-C to stop)`),
     (e) => {
       console.error(`serve: cannot listen on ${host}:${port}: ${e.message}`);

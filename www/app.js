@@ -53,14 +53,13 @@ function explainError(err) {
   return hint ? `${hint} ${err.message}` : err.message || String(err);
 }
 
+/** ?model=URL, else the site's default, as models/index.json (written by ./build.sh serve) names it. */
 async function defaultModelUrl() {
   if (params.get('model')) return params.get('model');
-  for (const url of ['models/bit-50/', 'models/bit-50-random/']) {
-    try {
-      const r = await fetch(`${url}manifest.json`, { method: 'HEAD', cache: 'no-cache' });
-      if (r.ok) return url;
-    } catch {}
-  }
+  try {
+    const r = await fetch('models/index.json', { cache: 'no-cache' });
+    if (r.ok) return `models/${(await r.json()).default}`;
+  } catch {}
   return 'models/bit-50/';
 }
 
@@ -125,6 +124,7 @@ async function loadModel(url) {
   document.body.dataset.model = 'ready';
   document.body.dataset.backend = info.backend;
   if (info.backend !== 'webgpu' && !measured) message(`WebGPU is not available here, so the network runs on the CPU in WebAssembly: the same results, more slowly. (${info.fallback_reason})`, 'warn');
+  if (info.cacheFailed) message(`The weights could not be kept in this browser's storage (${info.cacheFailed}): the model runs, but the next visit downloads them again and the page cannot work offline.`, 'warn');
   customClasses.useModel(model);
   model.addEventListener('devicelost', () => message('The GPU device was lost; reloading the model…', 'warn'));
   model.addEventListener('recovered', (e) => {
@@ -174,52 +174,113 @@ function renderTop(list, top) {
   }
 }
 
-/** Adds a card for one photo and classifies it. */
-async function classifyFile(file) {
+/** A placeholder card for one photo, waiting its turn. */
+function newCard(file) {
   const card = $('card-template').content.firstElementChild.cloneNode(true);
-  const id = `card-${++cardCount}`;
-  card.id = id;
-  card.querySelector('.name').textContent = file.name || 'pasted image';
-  card.setAttribute('aria-label', file.name || 'pasted image');
-  $('cards').prepend(card);
-  $('empty').hidden = true;
-  $('clear').hidden = false;
-  const state = card.querySelector('.state');
-  card.classList.add('busy');
-  state.textContent = 'Classifying…';
-  try {
-    try {
-      const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+  card.id = `card-${++cardCount}`;
+  const name = file.name || 'pasted image';
+  card.querySelector('.name').textContent = name;
+  card.setAttribute('aria-label', name);
+  card.classList.add('waiting');
+  createImageBitmap(file, { imageOrientation: 'from-image' }).then(
+    (bitmap) => {
       drawThumb(card.querySelector('.photo'), bitmap);
       bitmap.close();
-    } catch {
-      card.querySelector('.thumb').classList.add('broken');
-    }
+    },
+    () => card.querySelector('.thumb').classList.add('broken'),
+  );
+  return card;
+}
+
+function fillCard(card, file, result) {
+  card.classList.remove('waiting', 'busy');
+  card.classList.add('done');
+  card.querySelector('.state').hidden = true;
+  renderTop(card.querySelector('.top'), result.top);
+  customClasses.showResult(card, result.custom);
+  card.querySelector('.meta').textContent = `${Math.round(result.ms)} ms · ${model?.info.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+  const toggle = card.querySelector('.toggle-heat');
+  toggle.hidden = false;
+  toggle.onclick = () => toggleHeatmap(card, file, result.top[0], toggle);
+  card.dataset.top = JSON.stringify(result.top);
+}
+
+/**
+ * A photo's error, said once, on its card (banners are for the page's own problems), without
+ * the file name the card already shows.
+ */
+function failCard(card, err) {
+  card.classList.remove('waiting', 'busy');
+  card.classList.add(err.code === 'cancelled' ? 'cancelled' : 'failed');
+  const state = card.querySelector('.state');
+  state.hidden = false;
+  state.classList.remove('muted');
+  state.classList.toggle('error-text', err.code !== 'cancelled');
+  const name = card.querySelector('.name').textContent;
+  const text = String(err.message || err).replace(`${name}: `, '');
+  state.textContent = err.code === 'cancelled' ? 'Cancelled.' : `${text.charAt(0).toUpperCase()}${text.slice(1)}.`.replace(/\.\.$/, '.');
+}
+
+/** The batches being classified, to cancel them ("Clear all"). */
+const running = new Set();
+
+/**
+ * Classifies photos as one batch: a placeholder card for each at once, at the top in the order
+ * given, filled in that order as results come (WebGPU: several per GPU submission; the CPU
+ * path without threads: several workers side by side), with "3 of 10" progress.
+ */
+async function classifyFiles(files) {
+  const list = [...files];
+  if (!list.length) return [];
+  const cards = list.map(newCard);
+  $('cards').prepend(...cards);
+  $('empty').hidden = true;
+  $('clear').hidden = false;
+  // On a phone the drop zone fills the screen: bring the first new result into view.
+  if (cards[0].getBoundingClientRect().top > innerHeight * 0.6) cards[0].scrollIntoView({ block: 'start', behavior: 'smooth' });
+  const controller = new AbortController();
+  running.add(controller);
+  const status = (done) => {
+    if (list.length > 1) $('queue').textContent = done < list.length ? `Classifying ${list.length} photos: ${done} of ${list.length} done` : '';
+    const nextCard = cards.find((c) => c.classList.contains('waiting'));
+    nextCard?.classList.add('busy');
+    if (nextCard) nextCard.querySelector('.state').textContent = 'Classifying…';
+  };
+  cards.forEach((c, i) => (c.querySelector('.state').textContent = list.length > 1 ? `Waiting (${i + 1} of ${list.length})…` : 'Waiting…'));
+  $('queue-cancel').hidden = list.length < 2;
+  let done = 0;
+  status(0);
+  try {
     const m = await ready();
-    const result = await m.classify(file, { topK: 5, head: customClasses.head });
-    card.classList.remove('busy');
-    card.classList.add('done');
-    state.hidden = true;
-    renderTop(card.querySelector('.top'), result.top);
-    customClasses.showResult(card, result.custom);
-    card.querySelector('.meta').textContent = `${Math.round(result.ms)} ms · ${m.info.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
-    const toggle = card.querySelector('.toggle-heat');
-    toggle.hidden = false;
-    toggle.onclick = () => toggleHeatmap(card, file, result.top[0], toggle);
-    card.dataset.top = JSON.stringify(result.top);
-    const best = result.custom?.[0] ?? result.top[0];
-    announce(`${file.name || 'Image'}: ${best.label}, ${pct(best.prob)}.`);
-    return result;
+    const results = await m.classify(list, {
+      topK: 5,
+      head: customClasses.head,
+      signal: controller.signal,
+      onResult: (result, i) => {
+        if (result.error) failCard(cards[i], result.error);
+        else fillCard(cards[i], list[i], result);
+        status(++done);
+      },
+    });
+    const good = results.filter((r) => !r.error);
+    const best = (r) => r.custom?.[0] ?? r.top[0];
+    if (good.length === 1 && list.length === 1) announce(`${list[0].name || 'Image'}: ${best(good[0]).label}, ${pct(best(good[0]).prob)}.`);
+    else if (list.length > 1) announce(`${good.length} of ${list.length} photos classified.`);
+    return results;
   } catch (err) {
-    card.classList.remove('busy');
-    card.classList.add('failed');
-    state.hidden = false;
-    state.classList.remove('muted');
-    state.classList.add('error-text');
-    state.textContent = explainError(err);
-    message(`${file.name || 'Image'}: ${explainError(err)}`);
-    return null;
+    cards.forEach((c) => failCard(c, err));
+    return [];
+  } finally {
+    running.delete(controller);
+    if (!running.size) {
+      $('queue').textContent = '';
+      $('queue-cancel').hidden = true;
+    }
   }
+}
+
+function cancelRunning() {
+  for (const c of running) c.abort();
 }
 
 async function toggleHeatmap(card, file, best, button) {
@@ -261,12 +322,6 @@ async function toggleHeatmap(card, file, best, button) {
   }
   heat.hidden = false;
   announce(`Heatmap shown: warm colours mark where the network sees ${best.label}.`);
-}
-
-async function classifyFiles(files) {
-  const list = [...files];
-  if (!list.length) return;
-  for (const f of list) await classifyFile(f);
 }
 
 // Drop anywhere.
@@ -384,7 +439,7 @@ $('snapshot').onclick = async () => {
   canvas.height = video.videoHeight;
   canvas.getContext('2d').drawImage(video, 0, 0);
   const blob = await new Promise((r) => canvas.toBlob(r, 'image/png'));
-  classifyFile(new File([blob], `snapshot-${++snapCount}.png`, { type: 'image/png' }));
+  classifyFiles([new File([blob], `snapshot-${++snapCount}.png`, { type: 'image/png' })]);
 };
 
 $('camera-stop').onclick = stopCamera;
@@ -399,9 +454,16 @@ function stopCamera() {
 }
 
 $('clear').onclick = () => {
+  cancelRunning();
   $('cards').replaceChildren();
+  $('messages').replaceChildren();
   $('empty').hidden = false;
   $('clear').hidden = true;
+  $('pick').focus();
+};
+$('queue-cancel').onclick = () => {
+  cancelRunning();
+  $('pick').focus();
 };
 
 $('model-form').onsubmit = (e) => {
@@ -414,9 +476,44 @@ $('model-form').onsubmit = (e) => {
   loadModel(url);
 };
 
+/**
+ * The service worker (sw.js): the page offline and installable, and cross-origin isolated
+ * (threads for the CPU path) even where the host sends no COOP/COEP headers. Resolves true
+ * when the page is about to reload: into a new deploy installed on an earlier visit, or, on
+ * the first visit, into an isolated page once the service worker controls it.
+ */
+async function startServiceWorker() {
+  if (!('serviceWorker' in navigator)) return false;
+  const sw = navigator.serviceWorker;
+  try {
+    const reg = await sw.register('sw.js');
+    const reload = () => {
+      location.reload();
+      return true;
+    };
+    if (reg.waiting && sw.controller) {
+      const took = new Promise((r) => sw.addEventListener('controllerchange', r, { once: true }));
+      reg.waiting.postMessage('activate');
+      await took;
+      return reload();
+    }
+    if (!self.crossOriginIsolated && !sessionStorage.getItem('bit50-isolating')) {
+      const isolate = () => {
+        sessionStorage.setItem('bit50-isolating', '1');
+        return reload();
+      };
+      if (sw.controller) return isolate();
+      sw.addEventListener('controllerchange', isolate, { once: true });
+    }
+  } catch (err) {
+    console.warn(`bit50: no service worker (${err.message}): the page needs the network on every visit`);
+  }
+  return false;
+}
+
 const customClasses = initCustomClasses({ message, announce, explainError });
 
 // For tests and the curious.
-window.bit50 = { get model() { return model; }, loadModel, classifyFile, customClasses };
+window.bit50 = { get model() { return model; }, loadModel, classifyFiles, customClasses };
 
-defaultModelUrl().then(loadModel);
+startServiceWorker().then((reloading) => reloading || defaultModelUrl().then(loadModel));

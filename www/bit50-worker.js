@@ -2,12 +2,12 @@
 // waits on any of it. Spoken to only by bit50.js: messages {id, op, ...} answered by
 // {id, ok, result|error}, plus unsolicited {event, ...} messages (progress, devicelost,
 // recovered). Fetching the weights, preparing WebGPU and reading images live in lib/.
-import init, { ModelLoader, build_engine, limits, check_head_labels } from './pkg/bit50.js';
 import { CodedError, toWire } from './lib/errors.js';
 import { HeadCache } from './lib/heads.js';
 import { toRGBA, setLimits } from './lib/images.js';
-import { fetchModel, manifestUrlOf } from './lib/model-files.js';
+import { fetchManifest, fetchShards, manifestUrlOf } from './lib/model-files.js';
 import { prepareWebGPU, describeAdapter } from './lib/webgpu.js';
+import { startPool, threadsUnavailable } from './lib/threads.js';
 
 // The smallest module using f32x4.relaxed_madd: it validates where the browser has relaxed
 // SIMD, and then the build that uses it runs (the CPU path 1.2-1.3x faster; build.sh).
@@ -16,9 +16,38 @@ const RELAXED_SIMD_PROBE = new Uint8Array([
   ...[0, 1, 2].flatMap(() => [253, 12, ...new Array(16).fill(0)]), 253, 133, 2, 11,
 ]);
 const WASM_SIMD = WebAssembly.validate(RELAXED_SIMD_PROBE) ? 'relaxed-simd' : 'simd128';
-const wasmReady = init({
-  module_or_path: new URL(WASM_SIMD === 'relaxed-simd' ? './pkg/bit50_relaxed_bg.wasm' : './pkg/bit50_bg.wasm', import.meta.url),
-}).then(() => setLimits(limits()));
+
+let wasm = null; // {api: the build's exports, threads, threadsWhy}: chosen by the first load
+
+/**
+ * Loads the wasm build: the threaded one (pkg/threads/) with a pool of `wanted - 1` helpers
+ * where the page is cross-origin isolated, else the single-threaded one (pkg/); each with
+ * relaxed SIMD where the browser has it.
+ */
+async function loadWasm(wanted) {
+  if (wasm) return wasm;
+  const file = WASM_SIMD === 'relaxed-simd' ? 'bit50_relaxed_bg.wasm' : 'bit50_bg.wasm';
+  let why = threadsUnavailable(wanted);
+  if (wanted > 1 && !why) {
+    const glueUrl = new URL('./pkg/threads/bit50.js', import.meta.url).href;
+    try {
+      const api = await import(glueUrl);
+      await api.default({ module_or_path: new URL(`./pkg/threads/${file}`, import.meta.url) });
+      const helpers = await startPool(glueUrl, wanted - 1, api.pool_parts());
+      if (helpers < wanted - 1) why = `only ${helpers} of ${wanted - 1} helper threads started`;
+      wasm = { api, threads: 1 + helpers, threadsWhy: why };
+    } catch (err) {
+      why = `the threaded build did not start (${err.message || err})`;
+    }
+  }
+  if (!wasm) {
+    const api = await import('./pkg/bit50.js');
+    await api.default({ module_or_path: new URL(`./pkg/${file}`, import.meta.url) });
+    wasm = { api, threads: 1, threadsWhy: why };
+  }
+  setLimits(wasm.api.limits());
+  return wasm;
+}
 
 let engine = null;
 let loaded = null; // the load options of the current model, to rebuild after a lost device
@@ -73,8 +102,8 @@ const OPS = {
     return [views, views.map((v) => v.buffer)];
   },
   async checkHeadLabels({ classes }) {
-    await wasmReady;
-    check_head_labels(JSON.stringify(classes));
+    if (!wasm) throw new CodedError('not-loaded', 'no model is loaded');
+    wasm.api.check_head_labels(JSON.stringify(classes));
     return [true];
   },
   /** rows: Float32Array [views][features]; klass, example: Uint32Array per view. */
@@ -134,24 +163,47 @@ async function recover(reason) {
   event('recovered', { info });
 }
 
-/** Fetches the model, then builds the engine (WebGPU or the CPU path: src/engine.rs decides). */
-async function loadModel({ url, backend = 'auto', batch = 4 }, onProgress) {
-  await wasmReady;
+/**
+ * Loads a model: the manifest; then, while the shards download, the engine policy chooses
+ * WebGPU or the CPU path (src/engine.rs) and on WebGPU records the network, so each shard's
+ * weights go to the GPU as they arrive.
+ */
+async function loadModel({ url, backend = 'auto', batch = 4, threads = 1 }, onProgress) {
+  const { api, threads: gotThreads, threadsWhy } = await loadWasm(threads);
+  const { ModelLoader, plan_engine, finish_engine } = api;
   const manifestUrl = manifestUrlOf(url);
-  const { loader, meta, cachedBytes, cacheFailed } = await fetchModel(manifestUrl, ModelLoader, onProgress);
-  const webgpu = backend === 'cpu' ? { software: false, subgroups: false, compatibility: false } : await prepareWebGPU();
-  onProgress({ phase: 'preparing', loaded: meta.total_bytes, total: meta.total_bytes });
+  const manifest = await fetchManifest(manifestUrl);
+  let loader = new ModelLoader(manifest, manifestUrl); // throws {code: 'bad-model'}
+  const meta = JSON.parse(loader.info());
   try {
     engine?.free();
   } catch {}
   engine = null;
-  engine = await build_engine(loader, backend, webgpu.software, webgpu.subgroups, batch);
+  const webgpu = backend === 'cpu' ? { software: false, subgroups: false, compatibility: false } : await prepareWebGPU();
+  onProgress({ phase: 'preparing', loaded: 0, total: meta.total_bytes });
+  const planning = plan_engine(loader, backend, webgpu.software, webgpu.subgroups, batch);
+  planning.catch(() => {}); // (awaited below; a download failure must not leave it unhandled)
+  loader = null;
+  const addShard = async (index, bytes, source, sha256) => {
+    loader ??= await planning;
+    try {
+      loader.add_shard(index, bytes, source, sha256);
+    } catch (err) {
+      if (err.code === 'checksum') throw new CodedError('checksum', `${err.message} (the file is damaged or does not belong to this manifest)`);
+      throw err;
+    }
+  };
+  const { cachedBytes, cacheFailed } = await fetchShards(manifestUrl, meta, addShard, onProgress);
+  loader ??= await planning;
+  engine = finish_engine(loader);
   const info = JSON.parse(engine.info());
   if (info.backend === 'webgpu') {
     info.featureLevel = webgpu.compatibility ? 'compatibility' : 'core';
-    info.adapter = await describeAdapter(info.adapter);
+    info.adapter = describeAdapter(info.adapter);
   }
   info.wasm = WASM_SIMD;
+  info.threads = gotThreads;
+  if (gotThreads < threads) info.threadsReason = threadsWhy;
   return {
     ...info,
     url: manifestUrl,

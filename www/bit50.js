@@ -152,34 +152,60 @@ export class Head {
 
 /** A loaded model. Events: 'devicelost' and 'recovered' (detail: {reason} / {info}). */
 export class Model extends EventTarget {
-  constructor(connection, info) {
+  constructor(connection, info, pool) {
     super();
     this._c = connection;
-    /** {name, labels, backend: 'webgpu'|'cpu', adapter, kernels, featureLevel, wasm, fallback_reason, image_size, features, classes, url, dtype, bytes, fromCache} */
+    /** {name, labels, backend: 'webgpu'|'cpu', adapter, kernels, precision, subgroups, batch, threads, workers, featureLevel, wasm, fallback_reason, image_size, features, classes, url, dtype, bytes, fromCache, cacheFailed} */
     this.info = info;
+    /** More workers for batches ({ready: Promise<Connection|null>}), where they pay: see load(). */
+    this._pool = pool;
   }
 
   /**
    * Resolves {top: [{index, label, prob, logit}], ms, width, height} for one input. For an
    * array of inputs, resolves an array in the same order, each entry such a result or
-   * {error: Bit50Error} (one bad photo fails alone); on WebGPU they go through the network
-   * `info.batch` at a time, one GPU submission each, and each gets what it would get alone.
+   * {error: Bit50Error} (one bad photo fails alone). On WebGPU they go through the network
+   * `info.batch` at a time, one GPU submission each, and each gets what it would get alone; on
+   * the CPU path without threads, `info.workers` workers take them in turn.
+   * Options: topK; head (a Head: each result also has custom: [{index, label, prob}], your own
+   * classes, most probable first); signal (an AbortSignal: photos not yet started are given up,
+   * their entries {error} with code 'cancelled'); onResult(result, index), called as each photo
+   * is done.
    */
-  async classify(input, { topK = 5, head = null } = {}) {
+  async classify(input, { topK = 5, head = null, signal, onResult } = {}) {
     if (head !== null && !(head instanceof Head)) throw new Bit50Error('bad-input', 'options.head must be a Head, from model.fitHead() or model.loadHead()');
-    const many = Array.isArray(input);
-    const prepared = await Promise.all((many ? input : [input]).map((i) => toMessage(i).catch((error) => ({ error }))));
-    if (!many && prepared[0].error) throw prepared[0].error;
-    const good = prepared.filter((p) => !p.error);
+    // Each worker keeps the heads it has read; one that has not reads this one's file once.
     const headRef = head && { id: head._id, json: head._json };
-    const results = good.length ? await this._c.call('classify', { images: good.map(([image]) => image), topK, head: headRef }, good.flatMap(([, t]) => t)) : [];
+    const many = Array.isArray(input);
+    const inputs = many ? input : [input];
+    const out = new Array(inputs.length);
+    const chunk = this.info.backend === 'webgpu' ? this.info.batch || 1 : 1;
     let next = 0;
-    const out = prepared.map((p) => {
-      const r = p.error ? { error: p.error } : results[next++];
-      if (r.error && !(r.error instanceof Bit50Error)) return { error: new Bit50Error(r.error.code, r.error.message) };
-      if (r.error) return r;
-      return head ? { top: r.top, custom: r.custom, ms: r.ms, width: r.width, height: r.height } : { top: r.top, ms: r.ms, width: r.width, height: r.height };
-    });
+    const work = async (connection) => {
+      while (next < inputs.length && !signal?.aborted) {
+        const indices = Array.from({ length: Math.min(chunk, inputs.length - next) }, () => next++);
+        const prepared = await Promise.all(indices.map((i) => toMessage(inputs[i]).catch((error) => ({ error }))));
+        const good = prepared.filter((p) => !p.error);
+        let results = [];
+        if (good.length) {
+          try {
+            results = await connection.call('classify', { images: good.map(([image]) => image), topK, head: headRef }, good.flatMap(([, t]) => t));
+          } catch (error) {
+            results = good.map(() => ({ error }));
+          }
+        }
+        let k = 0;
+        indices.forEach((i, j) => {
+          const r = prepared[j].error ? { error: prepared[j].error } : results[k++];
+          const result = head ? { top: r.top, custom: r.custom, ms: r.ms, width: r.width, height: r.height } : { top: r.top, ms: r.ms, width: r.width, height: r.height };
+          out[i] = r.error ? { error: r.error instanceof Bit50Error ? r.error : new Bit50Error(r.error.code, r.error.message) } : result;
+          onResult?.(out[i], i);
+        });
+      }
+    };
+    const helpers = inputs.length > 1 ? this._pool.map((w) => w.ready.then((c) => c && work(c))) : [];
+    await Promise.all([work(this._c), ...helpers]);
+    for (let i = 0; i < out.length; i++) out[i] ??= { error: new Bit50Error('cancelled', 'cancelled before it was classified') };
     if (!many && out[0].error) throw out[0].error;
     return many ? out : out[0];
   }
@@ -300,9 +326,10 @@ export class Model extends EventTarget {
     return this._c.call('profile', { image }, transfer);
   }
 
-  /** Frees the network and stops the worker. */
+  /** Frees the network and stops the workers. */
   dispose() {
     this._c.close();
+    for (const w of this._pool) w.ready.then((c) => c?.close());
   }
 
   /** For tests: destroys the GPU device, as a driver reset would. */
@@ -314,22 +341,37 @@ export class Model extends EventTarget {
 /**
  * Loads a converted model: `url` is its folder (ending in /) or its manifest.json,
  * relative to the page or absolute (CORS). Shards are checked against their sha256
- * and kept in the Cache Storage. Options: onProgress({loaded, total, file, fromCache, phase}),
- * backend: 'auto' (default), 'webgpu' or 'cpu'; batch: images per GPU submission (default 4,
- * 2 on devices with 4 GB of memory or less).
+ * and kept in the Cache Storage. Options:
+ * - onProgress({phase, loaded, total, file, fromCache}): phase 'preparing' (the GPU, and which
+ *   path is faster, measured), then 'downloading';
+ * - backend: 'auto' (default), 'webgpu' or 'cpu';
+ * - batch: images per GPU submission (default 4 where navigator.deviceMemory is 8 GB, else 1);
+ * - threads: threads for the CPU path on a cross-origin-isolated page (default
+ *   navigator.hardwareConcurrency, at most 8; 1 forces one); model.info.threads says how many
+ *   it got, and info.threadsReason why if fewer;
+ * - workers: on the CPU path without threads (a page that is not isolated), workers that
+ *   classify the photos of a batch side by side, each with its own copy of the weights
+ *   (default from navigator.hardwareConcurrency and deviceMemory: 2 to 4 on desktops, 1 on
+ *   phones; 1: none). They start after the model is ready; model.info.workers says how many.
  */
-export async function load(url, { onProgress, backend = 'auto', batch = defaultBatch() } = {}) {
+export async function load(url, { onProgress, backend = 'auto', batch = defaultBatch(), threads = defaultThreads(), workers = defaultWorkers() } = {}) {
   if (!url) throw new Bit50Error('bad-input', 'load() needs a model URL');
   const absolute = new URL(url, globalThis.document?.baseURI ?? location.href).href;
   let model = null;
   const connection = new Connection((msg) => {
     if (!model) return;
-    if (msg.event === 'recovered') model.info = msg.info;
+    if (msg.event === 'recovered') model.info = { ...msg.info, workers: model.info.workers };
     model.dispatchEvent(new CustomEvent(msg.event, { detail: msg }));
   });
+  const options = { url: absolute, backend, batch, threads: Math.max(1, Math.min(8, Math.floor(threads) || 1)) };
   try {
-    const info = await connection.call('load', { url: absolute, backend, batch }, [], onProgress);
-    model = new Model(connection, info);
+    const info = await connection.call('load', options, [], onProgress);
+    const pooled = info.backend === 'cpu' && info.threads === 1 ? Math.max(1, Math.min(8, Math.floor(workers) || 1)) : 1;
+    const pool = Array.from({ length: pooled - 1 }, () => {
+      const c = new Connection(() => {});
+      return { ready: c.call('load', { ...options, backend: 'cpu', threads: 1 }).then(() => c, () => (c.close(), null)) };
+    });
+    model = new Model(connection, { ...info, workers: pooled }, pool);
     return model;
   } catch (err) {
     connection.close();
@@ -337,9 +379,22 @@ export async function load(url, { onProgress, backend = 'auto', batch = defaultB
   }
 }
 
+/** Workers for batches on the CPU path: one per core, one copy of the weights each (about
+ * 250 MB for BiT-50), so at most one per 2 GB of the device's memory, and at most 4. */
+function defaultWorkers() {
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  const memory = globalThis.navigator?.deviceMemory || 4;
+  return Math.max(1, Math.min(cores, Math.floor(memory / 2), 4));
+}
+
+function defaultThreads() {
+  return Math.min(8, globalThis.navigator?.hardwareConcurrency || 1);
+}
+
+/** Images per GPU submission: 4 where the device says it has 8 GB or more, else 1 (phones, and
+ * Safari, which does not say: a batch of 4 at 448x448 holds about 100 MB more on the GPU). */
 function defaultBatch() {
-  const memory = globalThis.navigator?.deviceMemory;
-  return memory && memory <= 4 ? 2 : 4;
+  return (globalThis.navigator?.deviceMemory || 0) >= 8 ? 4 : 1;
 }
 
 /** Draws a heatmap from explain() over an image drawn at (x, y, w, h) on a 2D context. */

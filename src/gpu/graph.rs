@@ -5,7 +5,7 @@
 //! what was asked for. Each image's numbers are the same whatever batch it runs in.
 
 use super::device::{Format, Gpu};
-use super::kernels::{ConvWeights, Dispatch, Kernels, Recording, Shape, Variant, BIT_CONVS};
+use super::kernels::{ConvWeights, Dispatch, Kernel, Kernels, Recording, Shape, Variant, HEAD_KERNELS};
 use crate::model::{Conv, GroupNorm, Network};
 use std::collections::BTreeMap;
 use crate::{bail, Result};
@@ -97,7 +97,7 @@ impl GpuNetwork {
     pub async fn new(gpu: Gpu, net: &Network, variant: Variant, capacity: usize) -> Result<Self> {
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let built = Self::build(&gpu, net, variant, capacity.max(1));
+        let built = Self::build(&gpu, net, variant, capacity.max(1)).await;
         let oom = oom.pop().await;
         let invalid = scope.pop().await;
         if let Some(e) = oom.or(invalid) {
@@ -120,8 +120,21 @@ impl GpuNetwork {
         largest.max(net.image_size * net.image_size * 4)
     }
 
-    fn build(gpu: &Gpu, net: &Network, variant: Variant, capacity: usize) -> Result<Graph> {
-        let kernels = Kernels::new(gpu, variant, &BIT_CONVS)?;
+    /// The pipelines `net` needs under `variant`.
+    fn kernels_for(net: &Network, variant: Variant) -> Vec<Kernel> {
+        let mut kernels = HEAD_KERNELS.to_vec();
+        kernels.push(variant.conv_kernel((net.stem.k, false, false), 4));
+        for block in net.stages.iter().flatten() {
+            let convs = block.downsample.iter().map(|d| (d, false)).chain([(&block.conv1, false), (&block.conv2, false), (&block.conv3, true)]);
+            for (conv, residual) in convs {
+                kernels.push(variant.conv_kernel((conv.k, true, residual), conv.cin.next_multiple_of(4)));
+            }
+        }
+        kernels
+    }
+
+    async fn build(gpu: &Gpu, net: &Network, variant: Variant, capacity: usize) -> Result<Graph> {
+        let kernels = Kernels::new(gpu, variant, &Self::kernels_for(net, variant)).await?;
         let format = kernels.format();
         let largest = Self::largest_map(net);
         // As many images as one storage binding holds, up to what was asked for.
@@ -148,7 +161,7 @@ impl GpuNetwork {
             let gamma = weights.plain(gpu, &format!("{name}.weight"), &gn.weight, x.shape.c)?;
             let beta = weights.plain(gpu, &format!("{name}.bias"), &gn.bias, x.shape.c)?;
             let affine = gpu.zeroed(&format!("{name}.affine"), capacity * 2 * x.shape.c, Format::F32)?;
-            rec.gn_stats(buffer(x), x.shape, net.groups, &gamma, &beta, &affine, name);
+            rec.gn_stats(buffer(x), x.shape, net.groups, &gamma, &beta, &affine, name)?;
             Ok(affine)
         };
 
@@ -157,7 +170,7 @@ impl GpuNetwork {
         let stem = Map { buffer: 0, shape: Shape { h: size, w: size, c: 4 } };
         let stem_shape = rec.conv(&input, stem.shape, &stem_weights, None, None, buffer(stem), &dummy, "stem")?;
         let stem = Map { buffer: 0, shape: stem_shape };
-        let pooled_shape = rec.max_pool(buffer(stem), stem.shape, &activations.buffers[1]);
+        let pooled_shape = rec.max_pool(buffer(stem), stem.shape, &activations.buffers[1])?;
         let mut x = Map { buffer: 1, shape: pooled_shape };
         tap(&rec, x, &mut taps);
 
@@ -195,16 +208,16 @@ impl GpuNetwork {
         let affine = norm(&mut rec, &mut weights, x, &net.norm, "bit.norm")?;
         let (features, classes) = (net.features(), net.classes());
         let pooled = gpu.zeroed("pooled", capacity * features, Format::F32)?;
-        rec.pool(buffer(x), x.shape, &affine, &pooled);
+        rec.pool(buffer(x), x.shape, &affine, &pooled)?;
         let weight = weights.classifier(gpu, &net.classifier_weight, features, classes, format)?;
         let bias = weights.plain(gpu, "classifier.1.bias", &net.classifier_bias, classes)?;
         let logits = gpu.zeroed("logits", capacity * classes, Format::F32)?;
-        rec.classifier(&pooled, features, &weight, &bias, classes, &logits);
+        rec.classifier(&pooled, features, &weight, &bias, classes, &logits)?;
 
         let map_pixels = x.shape.h * x.shape.w;
         let map = gpu.zeroed("class map", capacity * map_pixels, Format::F32)?;
         let chosen = gpu.zeroed("class map classes", 2 * capacity, Format::F32)?;
-        let class_map = rec.class_map(buffer(x), x.shape, &affine, &weight, &logits, classes, capacity, &chosen, &map);
+        let class_map = rec.class_map(buffer(x), x.shape, &affine, &weight, &logits, classes, capacity, &chosen, &map)?;
         let dispatches = rec.dispatches;
         Ok(Graph {
             capacity,

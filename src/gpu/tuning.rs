@@ -11,15 +11,17 @@ use crate::Result;
 /// Median GFLOP/s over `runs` timed submissions of `repeats` dispatches each, awaited through
 /// a 4-byte readback; `now` is a clock in milliseconds.
 pub async fn matmul_gflops(gpu: &Gpu, variant: Variant, (side, k, n): (usize, usize, usize), repeats: usize, runs: usize, now: impl Fn() -> f64) -> Result<f64> {
-    let kernels = Kernels::new(gpu, variant, &[(1, false, false)])?;
+    let kernels = Kernels::new(gpu, variant, &[variant.conv_kernel((1, true, false), k)]).await?;
     let format = kernels.format();
     let src = gpu.zeroed("matmul input", side * side * k, format)?;
     let dst = gpu.zeroed("matmul output", side * side * n, format)?;
+    // Scale 1 and shift 0: the input norm of a block's 1x1 convolution, on the probe's zeros.
+    let affine = gpu.upload("matmul affine", &[vec![1.0f32; k], vec![0.0f32; k]].concat(), Format::F32)?;
     let dummy = gpu.zeroed("unused", 4, Format::F32)?;
     let weight: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
     let conv = upload_conv(gpu, &Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight }, format, "matmul")?;
     let mut rec = Recording::new(gpu, &kernels);
-    rec.conv(&src, Shape { h: side, w: side, c: k }, &conv, None, None, &dst, &dummy, "matmul")?;
+    rec.conv(&src, Shape { h: side, w: side, c: k }, &conv, Some(&affine), None, &dst, &dummy, "matmul")?;
     let dispatches: Vec<_> = std::iter::repeat_with(|| &rec.dispatches[0]).take(repeats.max(1)).collect();
     let readback = gpu.readback("matmul readback", 4);
     let mut times = Vec::new();

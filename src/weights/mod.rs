@@ -142,11 +142,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Reads every tensor of a safetensors file as f32 (from F32, F16, BF16, or I8 with its
-/// per-output-channel `NAME.scale` from the same file).
+/// per-output-channel `NAME.scale` from the same file) into `into`.
 pub fn read_safetensors(bytes: &[u8], source: &str, into: &mut TensorMap) -> Result<()> {
+    for_each_tensor(bytes, source, |name, tensor| {
+        if into.insert(name.clone(), tensor).is_some() {
+            bail!("{source}: tensor {name} appears twice");
+        }
+        Ok(())
+    })
+}
+
+/// Calls `f(name, tensor)` for every tensor of a safetensors file, as f32, one at a time (so
+/// that a shard streams to the GPU without a second copy of it in memory). An int8 tensor's
+/// scale is part of it, not a tensor of its own.
+pub fn for_each_tensor(bytes: &[u8], source: &str, mut f: impl FnMut(String, Tensor) -> Result<()>) -> Result<()> {
     let st = SafeTensors::deserialize(bytes).context(|| format!("{source}: not a valid safetensors file"))?;
-    let mut scales_used = Vec::new();
+    let is_scale = |name: &str| name.strip_suffix(".scale").is_some_and(|base| st.tensor(base).is_ok_and(|t| t.dtype() == StDtype::I8));
     for (name, view) in st.tensors() {
+        if is_scale(&name) {
+            continue;
+        }
         let raw = view.data();
         let data: Vec<f32> = match view.dtype() {
             StDtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
@@ -161,18 +176,11 @@ pub fn read_safetensors(bytes: &[u8], source: &str, into: &mut TensorMap) -> Res
                 if channels == 0 || scale.len() != channels {
                     bail!("{source}: {scale_name} has {} values for {channels} output channels of {name}", scale.len());
                 }
-                scales_used.push(scale_name);
                 raw.iter().zip(scale.iter().cycle()).map(|(&q, &s)| q as i8 as f32 * s).collect()
             }
             other => bail!("{source}: tensor {name} has dtype {other:?}; expected F32, F16, BF16 or I8"),
         };
-        if into.insert(name.clone(), Tensor::new(view.shape().to_vec(), data)).is_some() {
-            bail!("{source}: tensor {name} appears twice");
-        }
-    }
-    // A scale is part of its int8 tensor, not a parameter of its own.
-    for name in scales_used {
-        into.remove(&name);
+        f(name, Tensor::new(view.shape().to_vec(), data))?;
     }
     Ok(())
 }

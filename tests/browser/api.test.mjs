@@ -230,3 +230,54 @@ test('int8 weights load in the browser and classify as the native command does',
   assert.ok(info.bytes < 200_000, `${info.bytes} bytes`);
   expectSameTop(top, nativeClassify(path.join(PHOTOS, 'cat.png'), INT8, ['--cpu']).top, { probTol: 1e-4 });
 });
+
+test('classify([a, b, c]) returns an array in order, each what the photo gets alone; a bad one fails alone', async () => {
+  const { batch, alone, gpuBatch } = await page.evaluate(async () => {
+    const names = ['cat.png', 'coffee.jpg', 'rocket-exif.jpg', 'astronaut-alpha.png', 'camera-gray.png'];
+    const blobs = await Promise.all(names.map(async (n) => new File([await (await fetch(`/photos/${n}`)).blob()], n, { type: n.endsWith('.png') ? 'image/png' : 'image/jpeg' })));
+    const text = new File(['not an image'], 'notes.txt', { type: 'text/plain' });
+    const inputs = [blobs[0], text, ...blobs.slice(1)];
+    const batch = await gpuModel.classify(inputs, { topK: 5 });
+    const alone = [];
+    for (const b of blobs) alone.push(await gpuModel.classify(b, { topK: 5 }));
+    const simplify = (r) => (r.error ? { error: r.error.code, name: r.error.name, message: r.error.message } : { top: r.top });
+    return { batch: batch.map(simplify), alone: alone.map(simplify), gpuBatch: gpuModel.info.batch };
+  });
+  assert.equal(gpuBatch, 4, 'images per GPU submission');
+  assert.equal(batch.length, 6);
+  assert.deepEqual(batch[1].error, 'not-image');
+  assert.equal(batch[1].name, 'Bit50Error');
+  assert.match(batch[1].message, /notes\.txt/);
+  // Five photos on WebGPU go in submissions of 4 and 1: each gets what it gets alone.
+  assert.deepEqual([batch[0], ...batch.slice(2)].map((r) => r.top), alone.map((r) => r.top));
+});
+
+test('an f16 model runs on an adapter without shader-f16 (SwiftShader): the f32 kernels, chosen by feature detection', async () => {
+  const f16 = fs.mkdtempSync(path.join(os.tmpdir(), 'bit50-f16-'));
+  bit50Cli(['convert', path.join(ROOT, 'tests/fixtures/tiny'), '--out', path.join(f16, 'tiny-f16'), '--dtype', 'f16']);
+  const local = await serve({ '/f16/': path.join(f16, 'tiny-f16') });
+  try {
+    const p = await openPage(browser, `${local.url}index.html?model=${TINY}`);
+    const got = await p.evaluate(async () => {
+      const { load } = await import('./bit50.js');
+      const adapter = await navigator.gpu.requestAdapter();
+      const model = await load('/f16/', { backend: 'webgpu' });
+      const canvas = new OffscreenCanvas(64, 64);
+      canvas.getContext('2d').fillRect(8, 8, 20, 20);
+      const r = await model.classify(await canvas.convertToBlob(), { topK: 3 });
+      const info = model.info;
+      model.dispose();
+      return { hasF16: adapter.features.has('shader-f16'), info, top: r.top };
+    });
+    assert.equal(got.hasF16, false, 'SwiftShader offers no shader-f16');
+    assert.equal(got.info.backend, 'webgpu');
+    assert.equal(got.info.dtype, 'f16');
+    assert.equal(got.info.precision, 'f32', 'f16 weights, widened: the f32 kernels run');
+    assert.equal(got.top.length, 3);
+    assert.equal(p.logs.filter((l) => /error/i.test(l)).length, 0, p.logs.join('\n'));
+    await p.context().close();
+  } finally {
+    await local.close();
+    fs.rmSync(f16, { recursive: true, force: true });
+  }
+});

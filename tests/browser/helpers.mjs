@@ -43,13 +43,14 @@ export async function launch({ webgpu = true, camera = false, compatibility = fa
   return chromium.launch({ executablePath: chromiumPath(), args, env, ignoreDefaultArgs: ['--headless'], headless: true });
 }
 
-/** A server for www/ on a free 127.0.0.1 port; mounts: {'/prefix/': dir}. */
-export function serve(mounts = {}) {
+/** A server for www/ (or `root`) on a free 127.0.0.1 port; mounts: {'/prefix/': dir};
+ * options as tools/serve.mjs's startServer takes them (isolation, intercept). */
+export function serve(mounts = {}, { root = WWW, ...options } = {}) {
   for (const f of ['pkg/bit50_bg.wasm', 'pkg/bit50_relaxed_bg.wasm']) {
     if (!fs.existsSync(path.join(WWW, f))) throw new Error(`www/${f} is not built: run ./build.sh`);
   }
   if (!fs.existsSync(path.join(WWW, TINY, 'manifest.json'))) throw new Error('www/models/tiny is missing: bit50 convert tests/fixtures/tiny --out www/models/tiny');
-  return startServer({ root: WWW, mounts });
+  return startServer({ root, mounts, ...options });
 }
 
 /** A page that records console errors; fails loudly on uncaught page errors. */

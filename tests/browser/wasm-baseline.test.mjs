@@ -13,13 +13,13 @@ test('without relaxed SIMD the probe fails and the SIMD build classifies as bit5
   const probe = new Function(`return ${worker.match(/const RELAXED_SIMD_PROBE = (new Uint8Array\([\s\S]*?\]\));/)[1]}`)();
   assert.equal(WebAssembly.validate(probe), false, 'this Node has relaxed SIMD: run it without --experimental-wasm-relaxed-simd');
 
-  const { initSync, ModelLoader, build_engine } = await import(path.join(WWW, 'pkg/bit50.js'));
+  const { initSync, ModelLoader, plan_engine, finish_engine } = await import(path.join(WWW, 'pkg/bit50.js'));
   initSync({ module: fs.readFileSync(path.join(WWW, 'pkg/bit50_bg.wasm')) });
   const dir = path.join(WWW, TINY);
   const manifest = fs.readFileSync(path.join(dir, 'manifest.json'));
-  const loader = new ModelLoader(manifest, 'manifest.json');
+  const loader = await plan_engine(new ModelLoader(manifest, 'manifest.json'), 'cpu', false, false, 1);
   JSON.parse(manifest).shards.forEach((s, i) => loader.add_shard(i, fs.readFileSync(path.join(dir, s.file)), s.file, undefined));
-  const engine = await build_engine(loader, 'cpu', false, false, 1);
+  const engine = finish_engine(loader);
 
   // A synthetic photo, written as a 24-bit BMP for the native command.
   const [width, height] = [96, 72];

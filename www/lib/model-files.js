@@ -81,20 +81,35 @@ export function manifestUrlOf(url) {
 }
 
 /**
- * Fetches the model at `manifestUrl` into a new `ModelLoader` (the wasm class), every shard
- * checked. Resolves {loader, meta, cachedBytes, cacheFailed}. onProgress({loaded, total, file,
- * fromCache, cachedBytes}).
+ * The manifest's bytes: from the network, kept in the Cache Storage beside the shards; from
+ * there when the network fails (offline, a second visit works with the weights it cached).
  */
-export async function fetchModel(manifestUrl, ModelLoader, onProgress) {
+export async function fetchManifest(manifestUrl) {
   const cache = await openCache();
-  const manifestBytes = new Uint8Array(await (await fetchOrFail(manifestUrl, 'model manifest')).arrayBuffer());
-  const loader = new ModelLoader(manifestBytes, manifestUrl); // throws {code: 'bad-model'}
-  const meta = JSON.parse(loader.info());
+  try {
+    const bytes = new Uint8Array(await (await fetchOrFail(manifestUrl, 'model manifest')).arrayBuffer());
+    await cache?.put(manifestUrl, new Response(bytes, { headers: { 'Content-Type': 'application/json' } })).catch(() => {});
+    return bytes;
+  } catch (err) {
+    const kept = err.code === 'network' && (await cache?.match(manifestUrl).catch(() => null));
+    if (!kept) throw err;
+    return new Uint8Array(await kept.arrayBuffer());
+  }
+}
+
+/**
+ * Fetches every shard of the model at `manifestUrl` (`meta`: the ModelLoader's info), from
+ * the Cache Storage where it is there, and hands each to `addShard(index, bytes, url, sha256)`
+ * (which checks it, and throws if it is damaged). Resolves {cachedBytes, cacheFailed}.
+ * onProgress({loaded, total, file, fromCache, cachedBytes}).
+ */
+export async function fetchShards(manifestUrl, meta, addShard, onProgress) {
+  const cache = await openCache();
   const total = meta.total_bytes;
   let done = 0;
   let cachedBytes = 0;
   let cacheFailed = null;
-  const report = (file, fromCache) => onProgress({ loaded: done, total, file, fromCache, cachedBytes });
+  const report = (file, fromCache) => onProgress({ phase: 'downloading', loaded: done, total, file, fromCache, cachedBytes });
   report(null, false);
   for (const [i, shard] of meta.shards.entries()) {
     const shardUrl = new URL(shard.file, manifestUrl).href;
@@ -102,16 +117,24 @@ export async function fetchModel(manifestUrl, ModelLoader, onProgress) {
     const kept = verified.get(key) || (cache && (await cache.match(key).then((r) => r?.arrayBuffer()).catch(() => null)));
     if (kept) {
       const bytes = new Uint8Array(kept);
-      try {
-        loader.add_shard(i, bytes, `${shardUrl} (cached)`, await sha256(bytes));
+      const digest = await sha256(bytes);
+      // A damaged copy fails its checksum (code 'checksum') and is downloaded again; anything
+      // else the loader refuses is the model's fault.
+      const ok = await addShard(i, bytes, `${shardUrl} (cached)`, digest).then(
+        () => true,
+        (err) => {
+          if (err.code !== 'checksum') throw err;
+          return false;
+        },
+      );
+      if (ok) {
         done += shard.bytes;
         cachedBytes += shard.bytes;
         report(shard.file, true);
         continue;
-      } catch {
-        verified.delete(key);
-        await cache?.delete(key); // a damaged copy: download again
       }
+      verified.delete(key);
+      await cache?.delete(key);
     }
     const res = await fetchOrFail(shardUrl, 'weights shard');
     const before = done;
@@ -120,11 +143,7 @@ export async function fetchModel(manifestUrl, ModelLoader, onProgress) {
       report(shard.file, false);
     });
     done = before + shard.bytes;
-    try {
-      loader.add_shard(i, bytes, shardUrl, await sha256(bytes));
-    } catch (err) {
-      throw new CodedError('checksum', `${err.message} (the file is damaged or does not belong to this manifest)`);
-    }
+    await addShard(i, bytes, shardUrl, await sha256(bytes));
     try {
       if (!cache) throw new Error('the Cache Storage is not available here');
       await cache.put(key, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
@@ -136,5 +155,5 @@ export async function fetchModel(manifestUrl, ModelLoader, onProgress) {
     report(shard.file, false);
   }
   verified.clear(); // every shard is in the loader now: nothing to resume
-  return { loader, meta, cachedBytes, cacheFailed };
+  return { cachedBytes, cacheFailed };
 }

@@ -7,6 +7,8 @@ const isFallback = (adapter) => Boolean(adapter?.info?.isFallbackAdapter || adap
 
 let compatibilityInstalled = false;
 let subgroupsInstalled = false;
+/** The adapter prepareWebGPU found, to describe without asking again. */
+let found = null;
 
 /**
  * Resolves {software, subgroups, compatibility}: `software`, the adapter wgpu will get is a
@@ -23,6 +25,7 @@ export async function prepareWebGPU() {
     if (compat) [adapter, compatibility] = [compat, true];
   }
   if (!adapter) adapter = await gpu.requestAdapter({ forceFallbackAdapter: true }).catch(() => null);
+  found = adapter;
   const subgroups = Boolean(adapter?.features?.has('subgroups')) && requestSubgroups();
   return { software: !adapter || isFallback(adapter), subgroups, compatibility };
 }
@@ -56,9 +59,9 @@ function requestSubgroups() {
 }
 
 /** "google swiftshader (software fallback adapter)": wgpu's adapter name is empty on the web. */
-export async function describeAdapter(fallback) {
+export function describeAdapter(fallback) {
   try {
-    const a = await self.navigator.gpu.requestAdapter();
+    const a = found;
     const i = a?.info;
     if (!i) return fallback;
     const words = [i.vendor, i.architecture, i.device, i.description].filter(Boolean);
