@@ -73,6 +73,9 @@ after(async () => {
 
 const status = () => page.locator('#custom-status').textContent();
 const trained = (photos) => page.waitForFunction((n) => new RegExp(`^Trained on ${n} photos`).test(document.getElementById('custom-status').textContent), photos, { timeout: 60_000 });
+/** How many times the panel has trained; wait for more after an action that keeps the photo count. */
+const trainings = () => page.evaluate(() => Number(document.getElementById('custom-classes').dataset.trained || 0));
+const retrained = (before) => page.waitForFunction((n) => Number(document.getElementById('custom-classes').dataset.trained || 0) > n, before, { timeout: 60_000 });
 const thumbs = (name) => page.locator(`.class-card[data-class="${name}"] .thumbs li`).count();
 const customOf = async (name) => {
   const r = await cardResult(page, name);
@@ -107,7 +110,7 @@ test('two classes, three photos each, then a fourth photo shows under the right 
   const card = page.locator('.card', { has: page.locator('.name', { hasText: 'red-3.png' }) });
   assert.deepEqual(await card.locator('.list-title').allTextContents(), ['Your classes', 'ImageNet']);
   assert.equal(await card.locator('.top:not(.custom-top) li').count(), 5);
-  await page.waitForFunction(() => /^blue-3\.png: blue, \d/.test(document.getElementById('announcer').textContent));
+  await page.waitForFunction(() => /^2 of 2 photos classified\.$/.test(document.getElementById('announcer').textContent));
   saveArtifact('classes.png', await page.screenshot({ fullPage: true }));
 });
 
@@ -119,6 +122,8 @@ test('after a reload the classes, their photos and the head are still there', as
   await trained(6);
   await dropFiles(page, [photo('blue-4.png')]);
   assert.equal((await customOf('blue-4.png'))[0].label, 'blue');
+  // One photo is announced by its most probable class of yours.
+  await page.waitForFunction(() => /^blue-4\.png: blue, \d/.test(document.getElementById('announcer').textContent));
 });
 
 test('the head is exported as one small file and shown by the widget on another site', async () => {
@@ -216,10 +221,11 @@ test('one class, or a class without photos, says what is missing; rename, remove
   await trained(7);
   // Rename from the keyboard.
   const name = page.getByLabel('Name of the class blue');
+  const before = await trainings();
   await name.fill('sea');
   await name.press('Enter');
   await page.waitForFunction(() => document.querySelector('.class-card[data-class="sea"]'));
-  await trained(7);
+  await retrained(before);
   await dropFiles(page, [photo('blue-5.png')]);
   assert.equal((await customOf('blue-5.png'))[0].label, 'sea');
   // Remove a photo: focus moves to the next photo's remove button.
@@ -236,6 +242,7 @@ test('one class, or a class without photos, says what is missing; rename, remove
   // Put the second class back for the next tests.
   await page.locator('#new-class-name').fill('blue');
   await page.locator('#new-class-name').press('Enter');
+  await page.waitForSelector('.class-card[data-class="blue"]');
   await dropFiles(page, [0, 1, 2].map((i) => photo(`blue-${i}.png`)), '.class-card[data-class="blue"]');
   await trained(6);
 });
@@ -254,14 +261,13 @@ test('a photo pasted with focus in a class goes to it; another model reads the p
   await page.getByRole('button', { name: 'Remove', exact: false }).last().click();
   await trained(6);
   // Another model: its features differ, so every photo is read again and the head retrained.
-  const count = () => page.evaluate(() => Number(document.getElementById('custom-classes').dataset.trained || 0));
   for (const url of ['/int8/', TINY]) {
-    const before = await count();
+    const before = await trainings();
     await page.locator('.model-picker summary').click();
     await page.locator('#model-url').fill(url);
     await page.locator('#model-form button').click();
     await waitModel(page);
-    await page.waitForFunction((n) => Number(document.getElementById('custom-classes').dataset.trained || 0) > n, before, { timeout: 60_000 });
+    await retrained(before);
     assert.match(await status(), /^Trained on 6 photos/);
     await page.locator('.model-picker summary').click();
   }
