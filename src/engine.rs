@@ -68,6 +68,15 @@ pub struct Engine {
     pub reason: Option<String>,
 }
 
+/// What opening the engine is doing, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Opening the GPU, then compiling the network's kernels for it.
+    Preparing,
+    /// Timing the GPU's kernels against the CPU path: `done` of `total` measurements.
+    Measuring { done: usize, total: usize },
+}
+
 /// What the policy chose, before the weights are all in: the GPU network recorded (its
 /// weights uploaded as they arrive), or the CPU path and why.
 pub enum Plan {
@@ -78,9 +87,10 @@ pub enum Plan {
 impl Engine {
     /// Opens the network as `options` ask; `stored` is how its weights were stored (f16 and
     /// int8 models run in f16 on GPUs that have it); `on_gpu` is shown the device as soon as it
-    /// is open (to watch for its loss); `now` is a clock in milliseconds.
-    pub async fn open(net: Network, stored: Dtype, options: &Options, on_gpu: impl FnOnce(&Gpu), now: impl Fn() -> f64) -> Result<Engine> {
-        match Self::plan(&net, stored, options, on_gpu, now).await? {
+    /// is open (to watch for its loss); `now` is a clock in milliseconds; `on_phase` hears what it
+    /// is doing.
+    pub async fn open(net: Network, stored: Dtype, options: &Options, on_gpu: impl FnOnce(&Gpu), now: impl Fn() -> f64, on_phase: impl Fn(Phase)) -> Result<Engine> {
+        match Self::plan(&net, stored, options, on_gpu, now, on_phase).await? {
             // The network's weights went up while it was recorded.
             Plan::Gpu(gpu) => Ok(Engine { path: Path::Gpu(gpu), reason: None }),
             Plan::Cpu { reason } => Ok(Engine::cpu(net, reason)),
@@ -89,10 +99,11 @@ impl Engine {
 
     /// Decides the path for `net` (a whole network, or its [`Network::skeleton`] when the
     /// weights are still on their way) and, for the GPU, records it.
-    pub async fn plan(net: &Network, stored: Dtype, options: &Options, on_gpu: impl FnOnce(&Gpu), now: impl Fn() -> f64) -> Result<Plan> {
+    pub async fn plan(net: &Network, stored: Dtype, options: &Options, on_gpu: impl FnOnce(&Gpu), now: impl Fn() -> f64, on_phase: impl Fn(Phase)) -> Result<Plan> {
         if options.backend == Backend::Cpu {
             return Ok(Plan::Cpu { reason: "the CPU path was asked for".into() });
         }
+        on_phase(Phase::Preparing);
         let gpu = match Gpu::new(options.features).await {
             Ok(gpu) => gpu,
             Err(e) if options.backend == Backend::Auto => return Ok(Plan::Cpu { reason: e.message }),
@@ -106,7 +117,11 @@ impl Engine {
         let (variant, gflops) = match options.conv {
             Some(conv) => (Variant { conv, precision: candidates[0], subgroups: gpu.features.subgroups }, None),
             None => {
-                let (v, g) = fastest_variant(&gpu, &candidates, options.software, &now).await?;
+                // Each precision, then the choice (for auto, after timing the CPU path): the
+                // measuring is never shown done while it goes on.
+                let total = candidates.len() + 1;
+                on_phase(Phase::Measuring { done: 0, total });
+                let (v, g) = fastest_variant(&gpu, &candidates, options.software, &now, |done| on_phase(Phase::Measuring { done, total })).await?;
                 (v, Some(g))
             }
         };
@@ -119,6 +134,7 @@ impl Engine {
                 return Ok(Plan::Cpu { reason });
             }
         }
+        on_phase(Phase::Preparing);
         Ok(Plan::Gpu(Box::new(GpuNetwork::new(gpu, net, variant, options.batch).await?)))
     }
 

@@ -429,7 +429,7 @@ fn engine_options(args: &Args) -> Result<Options> {
 
 fn open_engine(model: &Model, options: &Options) -> Result<Engine> {
     let clock = Instant::now();
-    pollster::block_on(Engine::open(model.network.clone(), model.stored, options, |_| {}, || clock.elapsed().as_secs_f64() * 1e3))
+    pollster::block_on(Engine::open(model.network.clone(), model.stored, options, |_| {}, || clock.elapsed().as_secs_f64() * 1e3, |_| {}))
 }
 
 fn print_prediction(input: &str, out: &Outputs, printing: &Printing, ms: f64, backend: &str) {

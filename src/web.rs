@@ -8,7 +8,7 @@
 //! that is the crate's own, so results match the native `bit50 classify`. Errors reach
 //! JavaScript as `Error`s with a `code` (the error's kind).
 
-use crate::engine::{Backend, Engine, Options, Plan};
+use crate::engine::{Backend, Engine, Options, Phase, Plan};
 use crate::gpu::{Features, Gpu, Outputs, Want};
 use crate::head::{self, Head, ModelRef, TrainingSet};
 use crate::model::{parameters, Network, Tensor, TensorMap};
@@ -134,9 +134,11 @@ impl ModelLoader {
 /// Chooses the path (the engine policy: see `engine`) before the weights arrive, and on the
 /// GPU records the network. `backend` is "webgpu", "cpu" or "auto"; `software`: the WebGPU
 /// adapter is a fallback (an emulator); `subgroups`: the worker asked the device for the
-/// `subgroups` feature (wgpu 30 cannot); `batch`: images per GPU submission.
+/// `subgroups` feature (wgpu 30 cannot); `batch`: images per GPU submission; `on_phase(phase,
+/// done, total)` hears what it is doing: "preparing" (the GPU: opening it, compiling the
+/// network's kernels), or "measuring" (`done` of `total` timings).
 #[wasm_bindgen]
-pub async fn plan_engine(mut loader: ModelLoader, backend: String, software: bool, subgroups: bool, batch: usize) -> std::result::Result<ModelLoader, JsValue> {
+pub async fn plan_engine(mut loader: ModelLoader, backend: String, software: bool, subgroups: bool, batch: usize, on_phase: js_sys::Function) -> std::result::Result<ModelLoader, JsValue> {
     let options = Options {
         backend: Backend::parse(&backend).map_err(js_error)?,
         software,
@@ -157,8 +159,15 @@ pub async fn plan_engine(mut loader: ModelLoader, backend: String, software: boo
             on_error.lock().unwrap().get_or_insert_with(|| format!("WebGPU error: {e}"));
         }));
     };
+    let report = |phase: Phase| {
+        let (name, done, total) = match phase {
+            Phase::Preparing => ("preparing", 0, 0),
+            Phase::Measuring { done, total } => ("measuring", done, total),
+        };
+        let _ = on_phase.call3(&JsValue::NULL, &name.into(), &(done as u32).into(), &(total as u32).into());
+    };
     let skeleton = Network::skeleton(&loader.config, loader.preprocessor.crop);
-    loader.plan = Some(Engine::plan(&skeleton, loader.manifest.dtype, &options, on_gpu, now_ms).await.map_err(js_error)?);
+    loader.plan = Some(Engine::plan(&skeleton, loader.manifest.dtype, &options, on_gpu, now_ms, report).await.map_err(js_error)?);
     Ok(loader)
 }
 

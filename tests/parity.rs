@@ -319,12 +319,12 @@ fn without_f16_and_subgroups_the_f32_plain_kernels_run() {
     let m = load("tiny", Dtype::F16);
     let options = Options { backend: Backend::Gpu, features: Features::NONE, ..Options::default() };
     let clock = std::time::Instant::now();
-    let mut engine = pollster::block_on(Engine::open(m.network.clone(), m.stored, &options, |_| {}, || clock.elapsed().as_secs_f64() * 1e3)).unwrap();
+    let mut engine = pollster::block_on(Engine::open(m.network.clone(), m.stored, &options, |_| {}, || clock.elapsed().as_secs_f64() * 1e3, |_| {})).unwrap();
     let variant = engine.gpu().expect("the GPU runs").variant();
     assert_eq!((variant.precision, variant.subgroups), (Precision::F32, false));
     // With every feature allowed, lavapipe runs f16 with subgroups instead.
     let options = Options { features: Features::ALL, ..options };
-    let full = pollster::block_on(Engine::open(m.network.clone(), m.stored, &options, |_| {}, || clock.elapsed().as_secs_f64() * 1e3)).unwrap();
+    let full = pollster::block_on(Engine::open(m.network.clone(), m.stored, &options, |_| {}, || clock.elapsed().as_secs_f64() * 1e3, |_| {})).unwrap();
     let variant = full.gpu().unwrap().variant();
     assert!(variant.precision != Precision::F32 && variant.subgroups, "{}", variant.describe());
     let x = input_of("tiny", "cat.png");

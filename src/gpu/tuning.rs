@@ -60,12 +60,12 @@ pub fn precisions(gpu: &Gpu, f16: bool) -> Vec<Precision> {
 /// device has them. Software adapters (`software`, or a CPU device), and anything under
 /// 20 GFLOP/s, keep the register kernel without timing the tiled one: barriers cost 5-20x on
 /// emulators. Costs a few milliseconds on a GPU, about 0.3 s on a software one (a smaller
-/// product there).
-pub async fn fastest_variant(gpu: &Gpu, precisions: &[Precision], software: bool, now: impl Fn() -> f64) -> Result<(Variant, f64)> {
+/// product there). `on_measured(n)` hears each precision done.
+pub async fn fastest_variant(gpu: &Gpu, precisions: &[Precision], software: bool, now: impl Fn() -> f64, on_measured: impl Fn(usize)) -> Result<(Variant, f64)> {
     let subgroups = gpu.features.subgroups;
     let emulator = software || gpu.is_cpu();
     let mut best: Option<(Variant, f64)> = None;
-    for &precision in precisions {
+    for (measured, &precision) in precisions.iter().enumerate() {
         let registers = Variant { conv: ConvKernel::Registers, precision, subgroups };
         let mut candidates = vec![registers];
         let gflops = if emulator {
@@ -89,6 +89,7 @@ pub async fn fastest_variant(gpu: &Gpu, precisions: &[Precision], software: bool
                 best = Some((v, g));
             }
         }
+        on_measured(measured + 1);
     }
     Ok(best.expect("at least one precision"))
 }
