@@ -6,7 +6,7 @@ import { CodedError, toWire } from './lib/errors.js';
 import { HeadCache } from './lib/heads.js';
 import { toRGBA, setLimits } from './lib/images.js';
 import { fetchManifest, fetchShards, manifestUrlOf } from './lib/model-files.js';
-import { prepareWebGPU, describeAdapter } from './lib/webgpu.js';
+import { prepareWebGPU, describeAdapter, watchPipelines } from './lib/webgpu.js';
 import { startPool, threadsUnavailable } from './lib/threads.js';
 
 // The smallest module using f32x4.relaxed_madd: it validates where the browser has relaxed
@@ -166,7 +166,10 @@ async function recover(reason) {
 /**
  * Loads a model: the manifest; then, while the shards download, the engine policy chooses
  * WebGPU or the CPU path (src/engine.rs) and on WebGPU records the network, so each shard's
- * weights go to the GPU as they arrive.
+ * weights go to the GPU as they arrive. Progress comes one phase at a time, in the order the
+ * user waits on them: 'preparing' (the GPU: opening it, then compiling the network's programs,
+ * loaded of total), 'measuring' (which path is faster: loaded of total timings), then
+ * 'downloading' (bytes; what arrived meanwhile included).
  */
 async function loadModel({ url, backend = 'auto', batch = 4, threads = 1 }, onProgress) {
   const { api, threads: gotThreads, threadsWhy } = await loadWasm(threads);
@@ -179,9 +182,26 @@ async function loadModel({ url, backend = 'auto', batch = 4, threads = 1 }, onPr
     engine?.free();
   } catch {}
   engine = null;
+  // The download's progress waits until the path is chosen, so that the bar never reads 100%
+  // while the GPU is still being prepared.
+  let planned = false;
+  let heldDownload = null;
+  const onDownload = (p) => (planned ? onProgress(p) : (heldDownload = p));
+  // Preparing the GPU ends in compiling the network's programs, in parallel: each one compiled
+  // is a step.
+  let stopWatching = () => {};
+  const onPhase = (phase, loaded, total) => {
+    stopWatching();
+    onProgress({ phase, loaded, total });
+    if (phase === 'preparing') stopWatching = watchPipelines((compiled, asked) => onProgress({ phase, loaded: compiled, total: asked }));
+  };
+  if (backend !== 'cpu') onPhase('preparing', 0, 0);
   const webgpu = backend === 'cpu' ? { software: false, subgroups: false, compatibility: false } : await prepareWebGPU();
-  onProgress({ phase: 'preparing', loaded: 0, total: meta.total_bytes });
-  const planning = plan_engine(loader, backend, webgpu.software, webgpu.subgroups, batch);
+  const planning = plan_engine(loader, backend, webgpu.software, webgpu.subgroups, batch, onPhase).finally(() => {
+    planned = true;
+    stopWatching();
+    if (heldDownload) onProgress(heldDownload);
+  });
   planning.catch(() => {}); // (awaited below; a download failure must not leave it unhandled)
   loader = null;
   const addShard = async (index, bytes, source, sha256) => {
@@ -193,7 +213,7 @@ async function loadModel({ url, backend = 'auto', batch = 4, threads = 1 }, onPr
       throw err;
     }
   };
-  const { cachedBytes, cacheFailed } = await fetchShards(manifestUrl, meta, addShard, onProgress);
+  const { cachedBytes, cacheFailed } = await fetchShards(manifestUrl, meta, addShard, onDownload);
   loader ??= await planning;
   engine = finish_engine(loader);
   const info = JSON.parse(engine.info());

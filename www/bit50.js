@@ -342,8 +342,11 @@ export class Model extends EventTarget {
  * Loads a converted model: `url` is its folder (ending in /) or its manifest.json,
  * relative to the page or absolute (CORS). Shards are checked against their sha256
  * and kept in the Cache Storage. Options:
- * - onProgress({phase, loaded, total, file, fromCache}): phase 'preparing' (the GPU, and which
- *   path is faster, measured), then 'downloading';
+ * - onProgress({phase, loaded, total, ...}), one phase at a time: 'preparing' (the GPU: opening
+ *   it, then compiling the network's programs, loaded of total; total 0 while not known),
+ *   'measuring' (which path is faster here: loaded of total timings), then 'downloading' (the
+ *   weights: loaded of total bytes, with file, fromCache, cachedBytes). The download runs
+ *   meanwhile and reports once the path is chosen; with backend 'cpu', only 'downloading';
  * - backend: 'auto' (default), 'webgpu' or 'cpu';
  * - batch: images per GPU submission (default 4 where navigator.deviceMemory is 8 GB, else 1);
  * - threads: threads for the CPU path on a cross-origin-isolated page (default
@@ -395,6 +398,31 @@ function defaultThreads() {
  * Safari, which does not say: a batch of 4 at 448x448 holds about 100 MB more on the GPU). */
 function defaultBatch() {
   return (globalThis.navigator?.deviceMemory || 0) >= 8 ? 4 : 1;
+}
+
+/**
+ * Why a model's predictions mean nothing, or null for a trained model: a test model (its
+ * classes are placeholders, "class 0", "class 1", ...) or an untrained one (seeded random
+ * weights). {badge, short (for each result), long (for the model)}: pages say it wherever
+ * they show its labels, so that they never pass for answers.
+ */
+export function caveat(info) {
+  const labels = info.labels || [];
+  if (labels.length && labels.every((l) => /^class \d+$/.test(l))) {
+    return {
+      badge: 'test model',
+      short: 'A test model: these labels mean nothing.',
+      long: `A tiny test model: its classes (“${labels[0]}” to “${labels.at(-1)}”) name nothing real, so its predictions mean nothing.`,
+    };
+  }
+  if (info.untrained) {
+    return {
+      badge: 'untrained · random weights',
+      short: 'Untrained model (random weights): these labels mean nothing.',
+      long: 'An untrained BiT-50 with random weights, not the trained one: its predictions mean nothing.',
+    };
+  }
+  return null;
 }
 
 /** Draws a heatmap from explain() over an image drawn at (x, y, w, h) on a 2D context. */

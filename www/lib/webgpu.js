@@ -71,3 +71,44 @@ export function describeAdapter(fallback) {
     return fallback;
   }
 }
+
+let watcher = null;
+let watching = false;
+
+/**
+ * Calls onChange(compiled, asked) as the browser compiles the pipelines asked of it in
+ * parallel (createComputePipelineAsync, as src/gpu/kernels.rs does), counted from now until
+ * the returned function is called.
+ */
+export function watchPipelines(onChange) {
+  if (!self.GPUDevice) return () => {};
+  if (!watching) {
+    const create = GPUDevice.prototype.createComputePipelineAsync;
+    GPUDevice.prototype.createComputePipelineAsync = function (descriptor) {
+      const promise = create.call(this, descriptor);
+      watcher?.asked(promise);
+      return promise;
+    };
+    watching = true;
+  }
+  let asked = 0;
+  let compiled = 0;
+  let scheduled = false;
+  const report = () => watcher === watch && onChange(compiled, asked);
+  const watch = {
+    // Pipelines are asked for all at once: one report for the lot.
+    asked(promise) {
+      asked++;
+      if (!scheduled) queueMicrotask(() => ((scheduled = false), report()));
+      scheduled = true;
+      promise.then(
+        () => (compiled++, report()),
+        () => (compiled++, report()),
+      );
+    },
+  };
+  watcher = watch;
+  return () => {
+    if (watcher === watch) watcher = null;
+  };
+}
