@@ -1,5 +1,5 @@
 // The demo page: load a model, classify dropped / picked / pasted photos and camera frames.
-import { load, drawHeatmap, Bit50Error } from './bit50.js';
+import { load, drawHeatmap, caveat, Bit50Error } from './bit50.js';
 import { initCustomClasses } from './custom-classes.js';
 
 const $ = (id) => document.getElementById(id);
@@ -7,6 +7,10 @@ const params = new URLSearchParams(location.search);
 let model = null;
 let loading = null;
 let cardCount = 0;
+
+const reducedMotion = matchMedia('(prefers-reduced-motion: reduce)');
+// Wide screens show the technical facts; small ones keep them behind "Technical details".
+$('tech').open = matchMedia('(min-width: 700px)').matches;
 
 const fmtBytes = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`);
 const pct = (p) => `${(p * 100).toFixed(p >= 0.995 || p < 0.0005 ? 0 : 1)}%`;
@@ -63,74 +67,135 @@ async function defaultModelUrl() {
   return 'models/bit-50/';
 }
 
-async function loadModel(url) {
-  $('model-url').value = url;
-  $('model-name').textContent = 'loading…';
-  $('badge-untrained').hidden = true;
-  $('badge-backend').hidden = true;
-  $('progress').hidden = false;
-  $('progress').value = 0;
-  $('progress').removeAttribute('max');
-  $('progress-text').textContent = `Fetching ${url}…`;
-  $('adapter').textContent = '…';
-  $('weights-source').textContent = '…';
-  document.body.dataset.model = 'loading';
-  const old = model;
-  model = null;
-  old?.dispose();
-  customClasses.useModel(null);
-  const t0 = performance.now();
-  let shownCacheNote = false;
-  try {
-    loading = load(url, {
-      onProgress: (p) => {
-        const bar = $('progress');
-        bar.max = p.total || 1;
-        bar.value = p.loaded;
-        const frac = p.total ? p.loaded / p.total : 0;
-        $('progress-text').textContent = `${fmtBytes(p.loaded)} of ${fmtBytes(p.total)} (${Math.floor(frac * 100)}%)${p.cachedBytes ? ` · ${fmtBytes(p.cachedBytes)} from the cache` : ''}`;
-        shownCacheNote ||= p.fromCache;
-      },
-    });
-    model = await loading;
-  } catch (err) {
-    loading = null;
-    document.body.dataset.model = 'error';
-    $('model-name').textContent = 'not loaded';
-    $('progress').hidden = true;
-    $('progress-text').textContent = 'The model could not be loaded.';
-    $('adapter').textContent = '—';
-    $('weights-source').textContent = '—';
-    message(`${explainError(err)} Pick another model under “Use another model”.`);
-    return;
+/** Where the network runs, in plain words. */
+const whereItRuns = (info) => (info.backend === 'webgpu' ? 'this device’s graphics chip' : 'this device’s processor');
+
+/** The load's progress, one phase at a time (bit50.js load: onProgress). */
+function showProgress(p) {
+  const bar = $('progress');
+  const text = $('progress-text');
+  if (p.total > 0) {
+    bar.max = p.total;
+    bar.value = p.loaded;
+  } else {
+    bar.removeAttribute('value'); // indeterminate: how long is not known
   }
-  loading = null;
-  const info = model.info;
-  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  if (p.phase === 'downloading') {
+    const fromCache = p.loaded > 0 && p.cachedBytes >= p.loaded;
+    const verb = fromCache ? 'Reading the weights from this browser’s cache' : 'Downloading the weights';
+    text.textContent = `${verb}: ${fmtBytes(p.loaded)} of ${fmtBytes(p.total)} (${Math.floor((100 * p.loaded) / (p.total || 1))}%)`;
+  } else if (p.phase === 'measuring') {
+    text.textContent = `Measuring which is faster here, the graphics chip or the processor${p.total ? ` (${p.loaded} of ${p.total})` : ''}…`;
+  } else {
+    text.textContent = `Preparing the graphics chip${p.total ? `: ${p.loaded} of ${p.total} programs compiled` : ''}…`;
+  }
+  bar.dataset.phase = p.phase;
+}
+
+/** The model panel for a loaded model: what it is and where it runs in plain words, the
+ * technical facts behind "Technical details". */
+function showModel(info) {
+  const warning = caveat(info);
   $('model-name').textContent = info.name;
-  $('progress').value = $('progress').max;
-  $('progress-text').textContent = `Ready: ${info.classes} classes, ${info.image_size}×${info.image_size} input, loaded in ${secs} s`;
-  $('badge-untrained').hidden = !info.untrained;
+  $('badge-untrained').hidden = !warning;
+  $('badge-untrained').textContent = warning?.badge ?? '';
   const badge = $('badge-backend');
   badge.hidden = false;
   badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
-  badge.className = `badge ${info.backend === 'webgpu' ? 'ok' : 'warn'}`;
-  // Where the CPU path was measured faster than this WebGPU adapter and chosen: no warning then.
-  const measured = /measured at load/.test(info.fallback_reason || '');
-  $('adapter').textContent = info.backend === 'webgpu' ? info.adapter : `the CPU, in WebAssembly${measured ? '' : ' (slower)'}: ${info.fallback_reason || ''}`;
+  badge.className = `badge ${info.backend === 'webgpu' ? 'ok' : 'plain'}`;
+  const what = warning ? warning.long : `A trained network: it tells ${info.classes.toLocaleString('en')} kinds of things apart.`;
+  $('model-summary').textContent = `${what} It runs on ${whereItRuns(info)}.`;
+  $('model-summary').classList.toggle('warn-text', !!warning);
+  $('model-summary').hidden = false;
+  const threads = info.threads > 1 ? `, ${info.threads} threads` : info.workers > 1 ? `, ${info.workers} workers side by side` : '';
+  $('adapter').textContent = info.backend === 'webgpu' ? info.adapter : `the CPU, in WebAssembly (${info.wasm}${threads})`;
+  $('why').textContent = info.fallback_reason || '';
+  $('why-row').hidden = !info.fallback_reason;
+  $('kernels').textContent = info.backend === 'webgpu' ? `${info.kernels}, ${info.precision}${info.subgroups ? ', subgroups' : ''}, ${info.batch} per submission (${info.featureLevel})` : '';
+  $('kernels-row').hidden = info.backend !== 'webgpu';
   $('weights-source').textContent = info.fromCache
     ? `${fmtBytes(info.bytes)} ${info.dtype}, from this browser's cache (no download)`
     : `${fmtBytes(info.bytes)} ${info.dtype}, downloaded and checked (sha256), now cached`;
-  document.body.dataset.model = 'ready';
+  $('model-sha256').textContent = info.sha256 || '';
+  $('sha-row').hidden = !info.sha256;
   document.body.dataset.backend = info.backend;
-  if (info.backend !== 'webgpu' && !measured) message(`WebGPU is not available here, so the network runs on the CPU in WebAssembly: the same results, more slowly. (${info.fallback_reason})`, 'warn');
+}
+
+let loads = 0;
+
+/**
+ * Loads the model at `url`. The model in use (if any) stays in use until the new one is
+ * ready, and stays if it fails (the network off, a wrong URL).
+ */
+async function loadModel(url) {
+  const attempt = ++loads;
+  const previous = model;
+  $('model-url').value = url;
+  $('progress').removeAttribute('value');
+  $('progress').dataset.phase = 'starting';
+  $('progress-text').textContent = `Starting ${url}…`;
+  if (!previous) {
+    $('model-name').textContent = 'loading…';
+    $('badge-untrained').hidden = true;
+    $('badge-backend').hidden = true;
+    $('model-summary').hidden = true;
+    $('adapter').textContent = '…';
+    $('weights-source').textContent = '…';
+  }
+  document.body.dataset.model = 'loading';
+  const t0 = performance.now();
+  let next;
+  try {
+    loading = load(url, { onProgress: (p) => attempt === loads && showProgress(p) });
+    next = await loading;
+  } catch (err) {
+    if (attempt !== loads) return false;
+    loading = null;
+    const offline = navigator.onLine === false && err.code === 'network';
+    const why = offline ? 'this device is offline, and the model is not in this browser’s cache.' : explainError(err);
+    if (previous) {
+      document.body.dataset.model = 'ready';
+      $('progress-text').textContent = `Still using ${previous.info.name}.`;
+      $('progress').value = $('progress').max;
+      message(`${url} could not be loaded: ${why} Still using ${previous.info.name}.`);
+      return false;
+    }
+    document.body.dataset.model = 'error';
+    $('model-name').textContent = 'not loaded';
+    $('progress').value = 0;
+    $('progress-text').textContent = 'The model could not be loaded.';
+    $('adapter').textContent = '—';
+    $('weights-source').textContent = '—';
+    message(`${offline ? `${url} could not be loaded: ${why}` : explainError(err)} Pick another model under “Use another model”.`);
+    return false;
+  }
+  if (attempt !== loads) {
+    next.dispose();
+    return false;
+  }
+  loading = null;
+  model = next;
+  previous?.dispose();
+  const info = model.info;
+  const secs = ((performance.now() - t0) / 1000).toFixed(1);
+  showModel(info);
+  $('progress').value = $('progress').max;
+  $('progress').dataset.phase = 'ready';
+  $('progress-text').textContent = `Ready: ${info.classes} classes, ${info.image_size}×${info.image_size} input, loaded in ${secs} s`;
+  document.body.dataset.model = 'ready';
+  // Where the CPU path was measured faster than this WebGPU adapter and chosen: no warning then.
+  const measured = /measured at load/.test(info.fallback_reason || '');
+  if (info.backend !== 'webgpu' && !measured) message('WebGPU is not available here, so the network runs on this device’s processor: the same results, more slowly.', 'warn');
   if (info.cacheFailed) message(`The weights could not be kept in this browser's storage (${info.cacheFailed}): the model runs, but the next visit downloads them again and the page cannot work offline.`, 'warn');
   customClasses.useModel(model);
-  model.addEventListener('devicelost', () => message('The GPU device was lost; reloading the model…', 'warn'));
-  model.addEventListener('recovered', (e) => {
-    message(`Recovered: the model runs again on ${e.detail.info.backend === 'webgpu' ? e.detail.info.adapter : 'the CPU'}.`, 'note');
-    $('adapter').textContent = e.detail.info.adapter;
+  const current = model;
+  current.addEventListener('devicelost', () => message('The graphics chip stopped answering (its device was lost); reloading the model…', 'warn'));
+  current.addEventListener('recovered', () => {
+    if (current !== model) return;
+    message(`Recovered: the model runs again on ${whereItRuns(current.info)}.`, 'note');
+    showModel(current.info);
   });
+  return true;
 }
 
 async function ready() {
@@ -196,9 +261,16 @@ function fillCard(card, file, result) {
   card.classList.remove('waiting', 'busy');
   card.classList.add('done');
   card.querySelector('.state').hidden = true;
+  // A model whose labels mean nothing says so on every card, in plain sight, and its first
+  // label is not set apart as the answer.
+  const warning = model && caveat(model.info);
+  const notice = card.querySelector('.card-notice');
+  notice.hidden = !warning;
+  notice.textContent = warning?.short ?? '';
+  card.classList.toggle('meaningless', !!warning);
   renderTop(card.querySelector('.top'), result.top);
   customClasses.showResult(card, result.custom);
-  card.querySelector('.meta').textContent = `${Math.round(result.ms)} ms · ${model?.info.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
+  card.querySelector('.meta').textContent = `${Math.round(result.ms)} ms · ${model?.info.backend === 'webgpu' ? 'graphics chip' : 'processor'}`;
   const toggle = card.querySelector('.toggle-heat');
   toggle.hidden = false;
   toggle.onclick = () => toggleHeatmap(card, file, result.top[0], toggle);
@@ -237,7 +309,7 @@ async function classifyFiles(files) {
   $('empty').hidden = true;
   $('clear').hidden = false;
   // On a phone the drop zone fills the screen: bring the first new result into view.
-  if (cards[0].getBoundingClientRect().top > innerHeight * 0.6) cards[0].scrollIntoView({ block: 'start', behavior: 'smooth' });
+  if (cards[0].getBoundingClientRect().top > innerHeight * 0.6) cards[0].scrollIntoView({ block: 'start', behavior: reducedMotion.matches ? 'auto' : 'smooth' });
   const controller = new AbortController();
   running.add(controller);
   const status = (done) => {
@@ -264,7 +336,11 @@ async function classifyFiles(files) {
     });
     const good = results.filter((r) => !r.error);
     const best = (r) => r.custom?.[0] ?? r.top[0];
-    if (good.length === 1 && list.length === 1) announce(`${list[0].name || 'Image'}: ${best(good[0]).label}, ${pct(best(good[0]).prob)}.`);
+    const warning = caveat(m.info);
+    if (good.length === 1 && list.length === 1) {
+      const r = good[0];
+      announce(`${list[0].name || 'Image'}: ${!r.custom && warning ? warning.short : `${best(r).label}, ${pct(best(r).prob)}.`}`);
+    }
     else if (list.length > 1) announce(`${good.length} of ${list.length} photos classified.`);
     return results;
   } catch (err) {
@@ -285,11 +361,13 @@ function cancelRunning() {
 
 async function toggleHeatmap(card, file, best, button) {
   const heat = card.querySelector('.heat');
+  const legend = card.querySelector('.heat-legend');
   const on = button.getAttribute('aria-pressed') !== 'true';
   button.setAttribute('aria-pressed', String(on));
   button.textContent = on ? 'Hide the heatmap' : 'Show where it looks';
   if (!on) {
     heat.hidden = true;
+    legend.hidden = true;
     return;
   }
   if (!heat.dataset.drawn) {
@@ -310,9 +388,14 @@ async function toggleHeatmap(card, file, best, button) {
       );
       drawHeatmap(ctx, map, 0, 0, heat.width, heat.height, { alpha: 0.6 });
       heat.dataset.drawn = '1';
-      heat.setAttribute('aria-label', `Heatmap of where the network sees ${best.label}`);
+      legend.querySelector('.legend-title').textContent = `Where it sees “${best.label}”:`;
+      legend.querySelector('.legend-crop').hidden = map.crop.width >= map.imageWidth && map.crop.height >= map.imageHeight;
     } catch (err) {
-      message(`Heatmap: ${explainError(err)}`);
+      // The photo's problem: said on its card.
+      const state = card.querySelector('.state');
+      state.hidden = false;
+      state.classList.add('error-text');
+      state.textContent = `No heatmap: ${explainError(err)}`;
       button.setAttribute('aria-pressed', 'false');
       button.textContent = 'Show where it looks';
       button.disabled = false;
@@ -321,7 +404,8 @@ async function toggleHeatmap(card, file, best, button) {
     button.disabled = false;
   }
   heat.hidden = false;
-  announce(`Heatmap shown: warm colours mark where the network sees ${best.label}.`);
+  legend.hidden = false;
+  announce(`Heatmap shown: red marks where the network sees ${best.label} most, blue least.`);
 }
 
 // Drop anywhere.
@@ -360,6 +444,24 @@ window.addEventListener('drop', (e) => {
 
 // Pick.
 $('pick').onclick = () => $('file-input').click();
+
+// The sample photos (copied to samples/ by build.sh): one click classifies one.
+for (const button of document.querySelectorAll('.sample')) {
+  button.onclick = async () => {
+    const name = button.dataset.sample;
+    let file;
+    try {
+      const response = await fetch(`samples/${name}`);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const blob = await response.blob();
+      file = new File([blob], name, { type: blob.type });
+    } catch (err) {
+      message(`The sample photo ${name} could not be fetched (${err.message}).`);
+      return;
+    }
+    classifyFiles([file]);
+  };
+}
 $('file-input').onchange = (e) => {
   classifyFiles(e.target.files);
   e.target.value = '';
@@ -413,6 +515,7 @@ async function liveLoop() {
       }
       const r = await m.classify(video, { topK: 3, head: customClasses.head });
       if (!stream) break;
+      const warning = caveat(m.info);
       live.replaceChildren(
         ...r.top.map((p) => {
           const d = document.createElement('div');
@@ -420,6 +523,8 @@ async function liveLoop() {
           return d;
         }),
       );
+      live.classList.toggle('meaningless', !!warning);
+      if (warning) live.prepend(Object.assign(document.createElement('div'), { className: 'live-notice', textContent: warning.short }));
       customClasses.showLive(live, r.custom);
       live.dataset.frames = String(Number(live.dataset.frames || 0) + 1);
     } catch (err) {
@@ -470,10 +575,12 @@ $('model-form').onsubmit = (e) => {
   e.preventDefault();
   const url = $('model-url').value.trim();
   if (!url) return;
-  const u = new URL(location.href);
-  u.searchParams.set('model', url);
-  history.replaceState(null, '', u);
-  loadModel(url);
+  loadModel(url).then((loaded) => {
+    if (!loaded) return;
+    const u = new URL(location.href);
+    u.searchParams.set('model', url);
+    history.replaceState(null, '', u);
+  });
 };
 
 /**

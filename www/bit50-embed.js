@@ -8,13 +8,15 @@
 // mirror), top-k (default 3), head (a head file's URL: your own classes, from the demo page's
 // export or `bit50 fit`, shown above the top-k). Events (bubbling, composed):
 // 'prediction' {detail: {name, top, custom?, ms}}, 'ready' {detail: info},
-// 'error' {detail: {code, message}}.
-import { load } from './bit50.js';
+// 'error' {detail: {code, message}}. It says, in plain sight, when the model's labels mean
+// nothing (an untrained or test model), and when it uses its fallback model.
+import { load, caveat } from './bit50.js';
 
 const models = new Map(); // one load per model URL, shared by every widget on the page
 
 const STYLE = `
 :host { display: block; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1b1f24; max-width: 420px; }
+[hidden] { display: none !important; }
 .box { border: 2px dashed #b9c3d3; border-radius: 14px; background: #fbfcfe; padding: 16px; text-align: center; transition: background .15s, border-color .15s; }
 .box.over { background: #e6ecfd; border-color: #2f5bea; }
 .status { font-size: .85rem; color: #5b6470; margin: 0 0 10px; }
@@ -23,6 +25,7 @@ button { font: inherit; font-weight: 600; cursor: pointer; border-radius: 10px; 
 button:disabled { opacity: .5; cursor: default; }
 button:focus-visible { outline: 3px solid #2f5bea; outline-offset: 2px; }
 .hint { font-size: .85rem; color: #5b6470; margin: 8px 0 0; }
+@media not (any-pointer: fine) { .hint { display: none; } } /* touch only: nothing to drop */
 .result { display: flex; gap: 12px; align-items: flex-start; text-align: left; margin-top: 14px; }
 .result img { width: 96px; height: 96px; object-fit: cover; border-radius: 10px; background: #eef1f5; flex: none; }
 ol { list-style: none; margin: 0; padding: 0; flex: 1; min-width: 0; }
@@ -37,6 +40,9 @@ li:first-child .label { font-weight: 700; }
 .title { font-size: .7rem; text-transform: uppercase; letter-spacing: .04em; color: #5b6470; margin: 0 0 4px; }
 ol.custom { margin-bottom: 8px; }
 ol.custom .bar span { background: #17803d; }
+.notice { font-size: .85rem; font-weight: 600; color: #8a5a00; background: #fff3d6; border-radius: 8px; padding: 6px 10px; margin: 0 0 10px; text-align: left; }
+.meaningless li:first-child .label { font-weight: 400; }
+.meaningless .bar span { background: #b5bcc6; }
 .vh { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 `;
 
@@ -51,6 +57,7 @@ class Bit50Classifier extends HTMLElement {
     root.innerHTML = `<style>${STYLE}</style>
       <div class="box" part="dropzone">
         <p class="status" part="status" aria-live="polite">Loading the model…</p>
+        <p class="notice" part="notice" hidden></p>
         <button type="button" part="button" disabled>Choose a photo</button>
         <input type="file" accept="image/*" hidden>
         <p class="hint">or drop one here</p>
@@ -60,6 +67,7 @@ class Bit50Classifier extends HTMLElement {
       </div>`;
     this._box = root.querySelector('.box');
     this._status = root.querySelector('.status');
+    this._notice = root.querySelector('.notice');
     this._button = root.querySelector('button');
     this._input = root.querySelector('input');
     this._result = root.querySelector('.result');
@@ -100,12 +108,13 @@ class Bit50Classifier extends HTMLElement {
     }
     const absolute = new URL(url, document.baseURI).href;
     if (this._url === absolute) return;
+    if (url === this.getAttribute('model')) this._missing = null;
     this._url = absolute;
     if (!models.has(absolute)) {
       models.set(absolute, load(absolute, {
         onProgress: (p) => {
           for (const el of document.querySelectorAll('bit50-classifier')) {
-            if (el._url === absolute && !el._model) el._status.textContent = `Loading the model… ${p.total ? Math.floor((100 * p.loaded) / p.total) : 0}%`;
+            if (el._url === absolute && !el._model) el._status.textContent = loadingText(p);
           }
         },
       }));
@@ -113,11 +122,13 @@ class Bit50Classifier extends HTMLElement {
     this._model = null;
     this._button.disabled = true;
     this._status.classList.remove('error');
+    this._showNotice();
     models.get(absolute).then(
       (model) => {
         if (this._url !== absolute) return;
         this._model = model;
         this._button.disabled = false;
+        this._showNotice();
         this._status.textContent = this._ready();
         this._emit('ready', model.info);
         this._loadHead();
@@ -127,12 +138,26 @@ class Bit50Classifier extends HTMLElement {
         if (this._url !== absolute) return;
         const fallback = this.getAttribute('fallback-model');
         if (err.code === 'not-found' && fallback && new URL(fallback, document.baseURI).href !== absolute) {
+          this._missing = absolute;
           this._load(fallback);
           return;
         }
         this._fail(err);
       },
     );
+  }
+
+  /** What the user must know about the model: that it is the fallback, that its labels mean nothing. */
+  _showNotice() {
+    const lines = [];
+    if (this._missing && this._missing !== this._url) {
+      const fallback = this._model?.info.name ?? this.getAttribute('fallback-model');
+      lines.push(`The model ${this.getAttribute('model')} was not found, so this uses its fallback model, ${fallback}.`);
+    }
+    const warning = this._model && caveat(this._model.info);
+    if (warning) lines.push(warning.long);
+    this._notice.textContent = lines.join(' ');
+    this._notice.hidden = !lines.length;
   }
 
   _ready() {
@@ -200,12 +225,21 @@ class Bit50Classifier extends HTMLElement {
           li.querySelector('.bar span').style.width = `${Math.max(1, p.prob * 100)}%`;
           return li;
         });
+      const warning = caveat(this._model.info);
       this._result.querySelector('ol.top').replaceChildren(...items(r.top));
+      this._result.classList.toggle('meaningless', !!warning);
       this._result.querySelector('ol.custom').replaceChildren(...items(r.custom?.slice(0, k) ?? []));
       this._result.querySelector('.custom-block').hidden = !r.custom;
       this._result.hidden = false;
       const best = r.custom?.[0] ?? r.top[0];
-      this._status.textContent = `${best.label} (${Math.round(r.ms)} ms)`;
+      // Labels that mean nothing are not given as the answer (the notice above says why; the
+      // status, read out, says it too).
+      if (!r.custom && warning) {
+        const why = Object.assign(document.createElement('span'), { className: 'vh', textContent: ` ${warning.short}` });
+        this._status.replaceChildren(`Classified in ${Math.round(r.ms)} ms.`, why);
+      } else {
+        this._status.textContent = `${best.label} (${Math.round(r.ms)} ms)`;
+      }
       const detail = { name: input.name || 'image', top: r.top, ms: r.ms };
       if (r.custom) detail.custom = r.custom;
       this._emit('prediction', detail);
@@ -215,6 +249,13 @@ class Bit50Classifier extends HTMLElement {
       return null;
     }
   }
+}
+
+/** The status line while the model loads (bit50.js load: onProgress). */
+function loadingText(p) {
+  if (p.phase === 'downloading') return `Downloading the weights… ${p.total ? Math.floor((100 * p.loaded) / p.total) : 0}%`;
+  if (p.phase === 'measuring') return 'Measuring which is faster here, the graphics chip or the processor…';
+  return 'Preparing the graphics chip…';
 }
 
 if (!customElements.get('bit50-classifier')) customElements.define('bit50-classifier', Bit50Classifier);

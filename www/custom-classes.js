@@ -490,7 +490,7 @@ class CustomClasses {
     const item = el('li', { class: 'class-card', 'data-class': cls.name, 'data-own-drop': '' },
       el('div', { class: 'class-top' }, name, el('span', { class: 'count muted', text: plural(cls.examples.length, 'photo') }), del),
       thumbs,
-      el('div', { class: 'class-add' }, add, snap, fileInput, el('span', { class: 'hint muted', text: 'or drop or paste photos here' })),
+      el('div', { class: 'class-add' }, add, snap, fileInput, el('span', { class: 'hint muted for-pointer', text: 'or drop or paste photos here' })),
     );
     item.addEventListener('dragover', (e) => {
       e.preventDefault();

@@ -29,6 +29,7 @@ test('the page says WebGPU is missing and runs on the CPU', async () => {
   assert.match((await messages(page)).join('\n'), /WebGPU is not available here/);
   assert.match(await page.locator('#badge-backend').textContent(), /CPU/);
   assert.match(await page.locator('#adapter').textContent(), /CPU/);
+  assert.match(await page.locator('#model-summary').textContent(), /It runs on this device’s processor\.$/);
 });
 
 test('a dropped photo shows the same top-5 as bit50 classify', async () => {
@@ -38,7 +39,7 @@ test('a dropped photo shows the same top-5 as bit50 classify', async () => {
     assert.ok(r.done, r.state);
     expectSameTop(r.top, nativeClassify(path.join(PHOTOS, name)).top, { probTol: 1e-4 });
   }
-  assert.match(await page.locator('.card .meta').first().textContent(), /CPU/);
+  assert.match(await page.locator('.card .meta').first().textContent(), /processor/);
 });
 
 test('asking for WebGPU explicitly fails with a clear error', async () => {

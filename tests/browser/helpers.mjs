@@ -13,7 +13,7 @@ export const PHOTOS = path.join(ROOT, 'tests/fixtures/photos');
 export const TINY = 'models/tiny/';
 export const ARTIFACTS = path.join(ROOT, 'target/browser-artifacts');
 
-const BASE_FLAGS = [
+export const BASE_FLAGS = [
   '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync',
 ];

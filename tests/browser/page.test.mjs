@@ -49,19 +49,41 @@ test('the page loads the model and shows its progress and adapter', async () => 
   assert.equal(server.requests.filter((r) => r.endsWith('.safetensors')).length, 1);
 });
 
-test('load() reports progress events in bytes up to the total', async () => {
+test('load() reports its progress one phase at a time: preparing, measuring, then the download in bytes up to the total', async () => {
   const events = await page.evaluate(async (url) => {
     const { load } = await import('./bit50.js');
     const seen = [];
-    const m = await load(url, { onProgress: (p) => seen.push({ loaded: p.loaded, total: p.total, fromCache: p.fromCache }) });
+    const m = await load(url, { onProgress: (p) => seen.push({ phase: p.phase, loaded: p.loaded, total: p.total, fromCache: p.fromCache }) });
     m.dispose();
     return seen;
   }, TINY);
-  assert.ok(events.length >= 2, JSON.stringify(events));
-  const total = events[0].total;
+  const phases = events.map((e) => e.phase).filter((p, i, all) => p !== all[i - 1]);
+  // SwiftShader: the GPU is opened, timed against the CPU, and the CPU path chosen.
+  assert.deepEqual(phases, ['preparing', 'measuring', 'downloading'], JSON.stringify(events));
+  for (const e of events.filter((e) => e.phase === 'measuring')) assert.ok(e.loaded < e.total, JSON.stringify(e));
+  const bytes = events.filter((e) => e.phase === 'downloading');
+  assert.ok(bytes.length >= 2, JSON.stringify(events));
+  const total = bytes[0].total;
   assert.ok(total > 500_000);
-  assert.equal(events.at(-1).loaded, total);
-  for (let i = 1; i < events.length; i++) assert.ok(events[i].loaded >= events[i - 1].loaded);
+  assert.equal(bytes.at(-1).loaded, total);
+  for (let i = 1; i < bytes.length; i++) assert.ok(bytes[i].loaded >= bytes[i - 1].loaded);
+});
+
+test('on WebGPU, preparing counts the network\'s programs as they compile, before the download reports', async () => {
+  const events = await page.evaluate(async (url) => {
+    const { load } = await import('./bit50.js');
+    const seen = [];
+    const m = await load(url, { backend: 'webgpu', onProgress: (p) => seen.push({ phase: p.phase, loaded: p.loaded, total: p.total }) });
+    m.dispose();
+    return seen;
+  }, TINY);
+  const compiling = events.filter((e) => e.phase === 'preparing' && e.total > 0);
+  assert.ok(compiling.length >= 2, JSON.stringify(events));
+  assert.equal(compiling[0].loaded, 0);
+  assert.equal(compiling.at(-1).loaded, compiling.at(-1).total);
+  const lastPreparing = events.findLastIndex((e) => e.phase !== 'downloading');
+  const firstDownload = events.findIndex((e) => e.phase === 'downloading');
+  assert.ok(firstDownload > lastPreparing, JSON.stringify(events));
 });
 
 test('a dropped photo shows the same top-5 as bit50 classify', async () => {
