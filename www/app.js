@@ -9,8 +9,6 @@ let loading = null;
 let cardCount = 0;
 
 const reducedMotion = matchMedia('(prefers-reduced-motion: reduce)');
-// Wide screens show the technical facts; small ones keep them behind "Technical details".
-$('tech').open = matchMedia('(min-width: 700px)').matches;
 
 const fmtBytes = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : `${Math.round(n / 1024)} KB`);
 const pct = (p) => `${(p * 100).toFixed(p >= 0.995 || p < 0.0005 ? 0 : 1)}%`;
@@ -70,54 +68,55 @@ async function defaultModelUrl() {
 /** Where the network runs, in plain words. */
 const whereItRuns = (info) => (info.backend === 'webgpu' ? 'this device’s graphics chip' : 'this device’s processor');
 
-/** The load's progress, one phase at a time (bit50.js load: onProgress). */
+const PHASES = { preparing: 'Preparing the graphics chip', measuring: 'Measuring which is faster here', downloading: 'Downloading the weights' };
+let shownPhase = null;
+
+/** The load's progress, one phase at a time (bit50.js load: onProgress), in one short line. */
 function showProgress(p) {
   const bar = $('progress');
-  const text = $('progress-text');
   if (p.total > 0) {
     bar.max = p.total;
     bar.value = p.loaded;
   } else {
-    bar.removeAttribute('value'); // indeterminate: how long is not known
-  }
-  if (p.phase === 'downloading') {
-    const fromCache = p.loaded > 0 && p.cachedBytes >= p.loaded;
-    const verb = fromCache ? 'Reading the weights from this browser’s cache' : 'Downloading the weights';
-    text.textContent = `${verb}: ${fmtBytes(p.loaded)} of ${fmtBytes(p.total)} (${Math.floor((100 * p.loaded) / (p.total || 1))}%)`;
-  } else if (p.phase === 'measuring') {
-    text.textContent = `Measuring which is faster here, the graphics chip or the processor${p.total ? ` (${p.loaded} of ${p.total})` : ''}…`;
-  } else {
-    text.textContent = `Preparing the graphics chip${p.total ? `: ${p.loaded} of ${p.total} programs compiled` : ''}…`;
+    bar.removeAttribute('value'); // indeterminate: how long is not known yet
   }
   bar.dataset.phase = p.phase;
+  if (p.phase === 'downloading') {
+    const fromCache = p.loaded > 0 && p.cachedBytes >= p.loaded;
+    const verb = fromCache ? 'Reading the weights from the cache' : PHASES.downloading;
+    $('model-status').textContent = `${verb}: ${fmtBytes(p.loaded)} of ${fmtBytes(p.total)} (${Math.floor((100 * p.loaded) / (p.total || 1))}%)`;
+  } else {
+    $('model-status').textContent = `${PHASES[p.phase] ?? p.phase}${p.total ? ` (${p.loaded} of ${p.total})` : ''}…`;
+  }
+  // Said once per phase (the bytes would be too many to hear).
+  if (p.phase !== shownPhase) announce(`${PHASES[p.phase] ?? p.phase}…`);
+  shownPhase = p.phase;
 }
 
-/** The model panel for a loaded model: what it is and where it runs in plain words, the
- * technical facts behind "Technical details". */
-function showModel(info) {
+/**
+ * The model panel for a loaded model: what it is and where it runs, in plain words (a model
+ * whose labels mean nothing says so); the technical facts behind "Technical details".
+ */
+function showModel(info, seconds) {
   const warning = caveat(info);
   $('model-name').textContent = info.name;
-  $('badge-untrained').hidden = !warning;
-  $('badge-untrained').textContent = warning?.badge ?? '';
-  const badge = $('badge-backend');
-  badge.hidden = false;
-  badge.textContent = info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)';
-  badge.className = `badge ${info.backend === 'webgpu' ? 'ok' : 'plain'}`;
+  $('progress').value = $('progress').max;
+  $('progress').dataset.phase = 'ready';
+  // Where WebGPU is missing (rather than measured slower), the processor is the slower choice.
+  const slower = info.backend !== 'webgpu' && !/^measured at load/.test(info.fallback_reason || '');
   const what = warning ? warning.long : `A trained network: it tells ${info.classes.toLocaleString('en')} kinds of things apart.`;
-  $('model-summary').textContent = `${what} It runs on ${whereItRuns(info)}.`;
-  $('model-summary').classList.toggle('warn-text', !!warning);
-  $('model-summary').hidden = false;
+  const status = $('model-status');
+  status.textContent = `${what} It runs on ${whereItRuns(info)}${slower ? ' (no WebGPU here: slower)' : ''}.`;
+  status.classList.toggle('warn-text', !!warning);
   const threads = info.threads > 1 ? `, ${info.threads} threads` : info.workers > 1 ? `, ${info.workers} workers side by side` : '';
   $('adapter').textContent = info.backend === 'webgpu' ? info.adapter : `the CPU, in WebAssembly (${info.wasm}${threads})`;
-  $('why').textContent = info.fallback_reason || '';
-  $('why-row').hidden = !info.fallback_reason;
-  $('kernels').textContent = info.backend === 'webgpu' ? `${info.kernels}, ${info.precision}${info.subgroups ? ', subgroups' : ''}, ${info.batch} per submission (${info.featureLevel})` : '';
-  $('kernels-row').hidden = info.backend !== 'webgpu';
+  $('path-title').textContent = info.backend === 'webgpu' ? 'Kernels' : 'Why the CPU';
+  $('path').textContent = info.backend === 'webgpu' ? `${info.kernels}, ${info.precision}${info.subgroups ? ', subgroups' : ''}, ${info.batch} per submission (${info.featureLevel})` : info.fallback_reason;
   $('weights-source').textContent = info.fromCache
     ? `${fmtBytes(info.bytes)} ${info.dtype}, from this browser's cache (no download)`
     : `${fmtBytes(info.bytes)} ${info.dtype}, downloaded and checked (sha256), now cached`;
-  $('model-sha256').textContent = info.sha256 || '';
-  $('sha-row').hidden = !info.sha256;
+  if (seconds !== undefined) $('loaded').textContent = `${info.classes} classes, ${info.image_size}×${info.image_size} input, in ${seconds.toFixed(1)} s`;
+  $('model-sha256').textContent = info.sha256;
   document.body.dataset.backend = info.backend;
 }
 
@@ -133,15 +132,10 @@ async function loadModel(url) {
   $('model-url').value = url;
   $('progress').removeAttribute('value');
   $('progress').dataset.phase = 'starting';
-  $('progress-text').textContent = `Starting ${url}…`;
-  if (!previous) {
-    $('model-name').textContent = 'loading…';
-    $('badge-untrained').hidden = true;
-    $('badge-backend').hidden = true;
-    $('model-summary').hidden = true;
-    $('adapter').textContent = '…';
-    $('weights-source').textContent = '…';
-  }
+  $('model-status').classList.remove('warn-text');
+  $('model-status').textContent = 'Starting…';
+  shownPhase = null;
+  if (!previous) $('model-name').textContent = 'loading…';
   document.body.dataset.model = 'loading';
   const t0 = performance.now();
   let next;
@@ -155,17 +149,15 @@ async function loadModel(url) {
     const why = offline ? 'this device is offline, and the model is not in this browser’s cache.' : explainError(err);
     if (previous) {
       document.body.dataset.model = 'ready';
-      $('progress-text').textContent = `Still using ${previous.info.name}.`;
-      $('progress').value = $('progress').max;
+      showModel(previous.info);
       message(`${url} could not be loaded: ${why} Still using ${previous.info.name}.`);
       return false;
     }
     document.body.dataset.model = 'error';
     $('model-name').textContent = 'not loaded';
     $('progress').value = 0;
-    $('progress-text').textContent = 'The model could not be loaded.';
-    $('adapter').textContent = '—';
-    $('weights-source').textContent = '—';
+    $('model-status').textContent = 'The model could not be loaded.';
+    for (const id of ['adapter', 'path', 'weights-source', 'loaded', 'model-sha256']) $(id).textContent = '—';
     message(`${offline ? `${url} could not be loaded: ${why}` : explainError(err)} Pick another model under “Use another model”.`);
     return false;
   }
@@ -177,15 +169,9 @@ async function loadModel(url) {
   model = next;
   previous?.dispose();
   const info = model.info;
-  const secs = ((performance.now() - t0) / 1000).toFixed(1);
-  showModel(info);
-  $('progress').value = $('progress').max;
-  $('progress').dataset.phase = 'ready';
-  $('progress-text').textContent = `Ready: ${info.classes} classes, ${info.image_size}×${info.image_size} input, loaded in ${secs} s`;
+  showModel(info, (performance.now() - t0) / 1000);
   document.body.dataset.model = 'ready';
-  // Where the CPU path was measured faster than this WebGPU adapter and chosen: no warning then.
-  const measured = /measured at load/.test(info.fallback_reason || '');
-  if (info.backend !== 'webgpu' && !measured) message('WebGPU is not available here, so the network runs on this device’s processor: the same results, more slowly.', 'warn');
+  announce($('model-status').textContent);
   if (info.cacheFailed) message(`The weights could not be kept in this browser's storage (${info.cacheFailed}): the model runs, but the next visit downloads them again and the page cannot work offline.`, 'warn');
   customClasses.useModel(model);
   const current = model;

@@ -403,23 +403,21 @@ function defaultBatch() {
 /**
  * Why a model's predictions mean nothing, or null for a trained model: a test model (its
  * classes are placeholders, "class 0", "class 1", ...) or an untrained one (seeded random
- * weights). {badge, short (for each result), long (for the model)}: pages say it wherever
+ * weights). {short (for each result), long (for the model)}: pages say it wherever
  * they show its labels, so that they never pass for answers.
  */
 export function caveat(info) {
   const labels = info.labels || [];
   if (labels.length && labels.every((l) => /^class \d+$/.test(l))) {
     return {
-      badge: 'test model',
       short: 'A test model: these labels mean nothing.',
-      long: `A tiny test model: its classes (“${labels[0]}” to “${labels.at(-1)}”) name nothing real, so its predictions mean nothing.`,
+      long: `A tiny test model: its classes (“${labels[0]}”, …) name nothing real, so its predictions mean nothing.`,
     };
   }
   if (info.untrained) {
     return {
-      badge: 'untrained · random weights',
       short: 'Untrained model (random weights): these labels mean nothing.',
-      long: 'An untrained BiT-50 with random weights, not the trained one: its predictions mean nothing.',
+      long: 'An untrained BiT-50 (random weights): its predictions mean nothing.',
     };
   }
   return null;

@@ -105,10 +105,9 @@ test('the test model says so: in the model panel and on every card, in plain sig
     await page.getByRole('button', { name: 'Rocket' }).click();
     await cardResult(page, 'astronaut-alpha.png');
     await cardResult(page, 'rocket-exif.jpg');
-    const summary = page.locator('#model-summary');
+    const summary = page.locator('#model-status');
     assert.ok(await summary.isVisible());
-    assert.match(await summary.textContent(), /^A tiny test model: its classes \(“class 0” to “class 9”\) name nothing real, so its predictions mean nothing\. It runs on this device’s (processor|graphics chip)\.$/);
-    assert.equal(await page.locator('#badge-untrained').textContent(), 'test model');
+    assert.match(await summary.textContent(), /^A tiny test model: its classes \(“class 0”, …\) name nothing real, so its predictions mean nothing\. It runs on this device’s (processor|graphics chip)\.$/);
     for (const card of await page.locator('.card.done').all()) {
       const notice = card.locator('.card-notice');
       assert.ok(await notice.isVisible(), 'the notice shows without hovering');
@@ -135,8 +134,7 @@ test('an untrained model (random weights) says so on every card; its labels are 
     const card = page.locator('.card').first();
     assert.ok(await card.locator('.card-notice').isVisible());
     assert.equal(await card.locator('.card-notice').textContent(), 'Untrained model (random weights): these labels mean nothing.');
-    assert.equal(await page.locator('#badge-untrained').textContent(), 'untrained · random weights');
-    assert.match(await page.locator('#model-summary').textContent(), /^An untrained BiT-50 with random weights, not the trained one: its predictions mean nothing\./);
+    assert.match(await page.locator('#model-status').textContent(), /^An untrained BiT-50 \(random weights\): its predictions mean nothing\. It runs on/);
     await page.waitForFunction(() => document.getElementById('announcer').textContent);
     const announced = await page.locator('#announcer').textContent();
     assert.match(announced, /^cat\.png: Untrained model \(random weights\): these labels mean nothing\.$/);
@@ -146,35 +144,43 @@ test('an untrained model (random weights) says so on every card; its labels are 
   }
 });
 
-test('the load shows each phase with its own progress, and never a full bar while preparing', async () => {
-  const context = await browser.newContext(DESKTOP);
-  // Every state of the progress bar and its text, from the first.
-  await context.addInitScript(() => {
-    window.progressSeen = [];
-    document.addEventListener('DOMContentLoaded', () => {
-      const bar = document.getElementById('progress');
-      const text = document.getElementById('progress-text');
-      const record = () => window.progressSeen.push({ text: text.textContent, value: bar.hasAttribute('value') ? bar.value : null, max: bar.max, phase: bar.dataset.phase || '' });
-      new MutationObserver(record).observe(text, { childList: true, characterData: true, subtree: true });
-      new MutationObserver(record).observe(bar, { attributes: true });
+test('the load shows each phase with its own progress, never a full bar while preparing, and nothing jumps', async () => {
+  for (const [size, options] of Object.entries({ phone: PHONE, desktop: DESKTOP })) {
+    const context = await browser.newContext(options);
+    // Every state of the progress bar and its text, from the first; the layout's shifts.
+    await context.addInitScript(() => {
+      window.progressSeen = [];
+      window.shifted = 0;
+      new PerformanceObserver((list) => list.getEntries().forEach((e) => (window.shifted += e.value))).observe({ type: 'layout-shift', buffered: true });
+      document.addEventListener('DOMContentLoaded', () => {
+        const bar = document.getElementById('progress');
+        const text = document.getElementById('model-status');
+        const record = () => window.progressSeen.push({ text: text.textContent, value: bar.hasAttribute('value') ? bar.value : null, max: bar.max, phase: bar.dataset.phase || '' });
+        new MutationObserver(record).observe(text, { childList: true, characterData: true, subtree: true });
+        new MutationObserver(record).observe(bar, { attributes: true });
+      });
     });
-  });
-  const page = await context.newPage();
-  try {
-    await page.goto(`${server.url}index.html?model=${TINY}`);
-    await waitModel(page);
-    const seen = await page.evaluate(() => window.progressSeen);
-    const first = (re) => seen.findIndex((s) => re.test(s.text));
-    const preparing = first(/^Preparing the graphics chip…$/);
-    const measuring = first(/^Measuring which is faster here, the graphics chip or the processor \(\d of \d\)…$/);
-    const downloading = first(/^(Downloading|Reading) the weights(?: from this browser’s cache)?: [\d.]+ [KM]B of [\d.]+ [KM]B \(\d+%\)$/);
-    const ready = first(/^Ready: /);
-    assert.ok(preparing >= 0 && measuring > preparing && downloading > measuring && ready > downloading, JSON.stringify(seen.map((s) => s.text)));
-    for (const s of seen.filter((s) => /^(preparing|measuring)$/.test(s.phase))) {
-      assert.ok(s.value === null || s.value < s.max, `the bar reads full while still preparing: ${JSON.stringify(s)}`);
+    const page = await context.newPage();
+    try {
+      await page.goto(`${server.url}index.html?model=${TINY}`);
+      await waitModel(page);
+      await page.waitForTimeout(500);
+      const seen = await page.evaluate(() => window.progressSeen);
+      const first = (re) => seen.findIndex((s) => re.test(s.text));
+      const preparing = first(/^Preparing the graphics chip…$/);
+      const measuring = first(/^Measuring which is faster here \(\d of \d\)…$/);
+      const downloading = first(/^(Downloading the weights|Reading the weights from the cache): [\d.]+ [KM]B of [\d.]+ [KM]B \(\d+%\)$/);
+      const ready = first(/^A tiny test model: .* It runs on /);
+      assert.ok(preparing >= 0 && measuring > preparing && downloading > measuring && ready > downloading, JSON.stringify(seen.map((s) => s.text)));
+      for (const s of seen.filter((s) => /^(preparing|measuring)$/.test(s.phase))) {
+        assert.ok(s.value === null || s.value < s.max, `the bar reads full while still preparing: ${JSON.stringify(s)}`);
+      }
+      // Cumulative layout shift: "good" is under 0.1.
+      const shifted = await page.evaluate(() => window.shifted);
+      assert.ok(shifted < 0.05, `${size}: the layout shifted by ${shifted.toFixed(3)} while loading`);
+    } finally {
+      await context.close();
     }
-  } finally {
-    await context.close();
   }
 });
 
@@ -182,12 +188,12 @@ test('on a phone: plain words, the technical facts behind a disclosure, no drop 
   const page = await open(PHONE);
   try {
     await waitModel(page);
-    assert.match(await page.locator('#model-summary').textContent(), /It runs on this device’s processor\.$/);
+    assert.match(await page.locator('#model-status').textContent(), /It runs on this device’s processor\.$/);
     assert.equal(await page.locator('#tech').evaluate((d) => d.open), false);
     assert.equal(await page.locator('#adapter').isVisible(), false);
     await page.locator('#tech summary').click();
     assert.ok(await page.locator('#adapter').isVisible());
-    assert.match(await page.locator('#why').textContent(), /GFLOP\/s/);
+    assert.match(await page.locator('#path').textContent(), /GFLOP\/s/);
     await page.locator('#tech summary').click();
     const shown = await page.evaluate(() => document.body.innerText);
     assert.doesNotMatch(shown, /\bdrop\b|\bpaste\b|Ctrl/i, 'a touch-only device is offered drag and drop or the keyboard');
@@ -326,7 +332,7 @@ test('the widget says when it uses its fallback model, and that the labels of a 
     assert.equal(await widget('fallback').locator('.result').isVisible(), false);
     const untrained = widget('untrained').locator('.notice');
     assert.ok(await untrained.isVisible());
-    assert.match(await untrained.textContent(), /^An untrained BiT-50 with random weights, not the trained one: its predictions mean nothing\.$/);
+    assert.match(await untrained.textContent(), /^An untrained BiT-50 \(random weights\): its predictions mean nothing\.$/);
     // A result: the labels are listed, not given as the answer.
     await widget('untrained').evaluate(async (el) => el.classify(await (await fetch('/samples/cat.png')).blob()));
     const status = await widget('untrained').locator('.status').textContent();

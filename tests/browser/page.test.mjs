@@ -41,8 +41,8 @@ test('the page loads the model and shows its progress and adapter', async () => 
   assert.equal(info.backend, 'cpu', JSON.stringify(info));
   assert.match(info.fallback_reason, /^measured at load: [\d.]+ GFLOP\/s on this GPU adapter \(a software one\), [\d.]+ on the CPU, so the CPU path runs$/);
   assert.equal(info.classes, 10);
-  const text = await page.locator('#progress-text').textContent();
-  assert.match(text, /Ready: 10 classes, 64×64 input/);
+  assert.match(await page.locator('#loaded').textContent(), /^10 classes, 64×64 input, in [\d.]+ s$/);
+  assert.match(await page.locator('#model-status').textContent(), /It runs on this device’s processor\.$/);
   assert.match(await page.locator('#adapter').textContent(), /\S/);
   assert.match(await page.locator('#weights-source').textContent(), /downloaded and checked/);
   // The model's shards were fetched once, by the worker.
