@@ -26,6 +26,8 @@ test('the camera shows live predictions', async () => {
   await page.waitForFunction(() => Number(document.getElementById('live').dataset.frames || 0) >= 3, null, { timeout: 60_000 });
   const live = await page.locator('#live').textContent();
   assert.match(live, /class \d+ \d/);
+  // The test model's labels mean nothing, and the live view says so too.
+  assert.equal(await page.locator('#live .live-notice').textContent(), 'A test model: these labels mean nothing.');
 });
 
 test('the snapshot button adds a card with results', async () => {
