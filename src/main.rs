@@ -144,6 +144,10 @@ fn run(args: &[String]) -> Result<bool> {
         return Ok(true);
     };
     let rest = &args[1..];
+    if rest.iter().any(|a| a == "-h" || a == "--help") {
+        say!("{USAGE}");
+        return Ok(true);
+    }
     match command.as_str() {
         "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
         "classify" => cmd_classify(&Args::parse(

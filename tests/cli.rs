@@ -249,3 +249,12 @@ fn bench_reports_every_figure() {
     };
     assert!(gflops("compute") > 0.0 && gflops("matmul") > 0.0 && gflops("cpu path") > 0.0, "{}", run.stdout);
 }
+
+#[test]
+fn help_after_any_command_prints_the_usage() {
+    for command in ["classify", "bench", "convert", "fit", "random-model"] {
+        let run = bit50(&[command, "--help"]);
+        assert!(run.ok, "{command} --help: {}", run.stderr);
+        assert!(run.stdout.contains("USAGE:") && run.stderr.is_empty(), "{command} --help: {:?} {:?}", run.stdout, run.stderr);
+    }
+}
