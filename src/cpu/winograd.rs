@@ -7,7 +7,7 @@
 //! (`Y = Aᵀ M A`). The price: `U` holds 16/9 as many values as the 3x3 weights (+26 MB at f32
 //! for BiT-50). Numerically F(2x2, 3x3) is benign: logits within 1.0e-5 of transformers.
 
-use super::{micro_kernel, CHANNELS, PIXELS};
+use super::gemm::Micro;
 use crate::model::Conv;
 use crate::layers::Activation;
 
@@ -19,21 +19,23 @@ pub(super) fn applies(conv: &Conv) -> bool {
     conv.k == 3 && conv.stride == 1 && conv.pad == 1
 }
 
-/// `[3][3][cin][cout]` to `U = G g Gᵀ` per channel pair, packed `[16][cout/8][cin][8]`.
-pub(super) fn pack(conv: &mut Conv) {
+/// `[3][3][cin][cout]` to `U = G g Gᵀ` per channel pair, packed `[16][panels][cin][nr]` (the
+/// last panel padded with zero columns).
+pub(super) fn pack(conv: &mut Conv, nr: usize) {
     const G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
     let (cin, cout) = (conv.cin, conv.cout);
-    let mut packed = vec![0.0f32; XI * cin * cout];
+    let panels = cout.div_ceil(nr);
+    let mut packed = vec![0.0f32; XI * panels * cin * nr];
     for ci in 0..cin {
         for co in 0..cout {
             let g = |ky: usize, kx: usize| conv.weight[((ky * 3 + kx) * cin + ci) * cout + co] as f64;
             // G g (4x3), then (G g) Gᵀ (4x4).
             let gg: [[f64; 3]; 4] = std::array::from_fn(|i| std::array::from_fn(|kx| G[i][0] * g(0, kx) + G[i][1] * g(1, kx) + G[i][2] * g(2, kx)));
-            let (panel, lane) = (co / CHANNELS, co % CHANNELS);
+            let (panel, lane) = (co / nr, co % nr);
             for (i, row) in gg.iter().enumerate() {
                 for (j, gj) in G.iter().enumerate() {
                     let u = row[0] * gj[0] + row[1] * gj[1] + row[2] * gj[2];
-                    packed[(((i * 4 + j) * (cout / CHANNELS) + panel) * cin + ci) * CHANNELS + lane] = u as f32;
+                    packed[(((i * 4 + j) * panels + panel) * cin + ci) * nr + lane] = u as f32;
                 }
             }
         }
@@ -41,24 +43,26 @@ pub(super) fn pack(conv: &mut Conv) {
     conv.weight = packed;
 }
 
-/// The convolution of `x` (zero padding) with weights from [`pack`]. Works through blocks of 4
+/// The convolution of `x` (zero padding) with weights from [`pack`]. Works through blocks of `MR`
 /// tiles along a row of tiles: transform their inputs, multiply by all of `U`, transform back
-/// into the block's 2 x 8 output pixels; rows of tiles go to different threads.
-pub(super) fn conv2d(x: &Activation, conv: &Conv) -> Activation {
+/// into the block's 2 x 2·MR output pixels; rows of tiles go to different threads.
+pub(super) fn conv2d<const MR: usize, const NR: usize>(x: &Activation, conv: &Conv, micro: Micro<MR, NR>) -> Activation {
     let (h, w, cin, cout) = (x.h, x.w, conv.cin, conv.cout);
     let tiles_x = w.div_ceil(2);
     let mut out = Activation { h, w, c: cout, data: vec![0.0; h * w * cout] };
     let zeros = vec![0.0f32; cin];
-    let panel_len = cin * CHANNELS;
+    // M's rows hold whole panels (the last one's padding lanes are computed, never read).
+    let (panel_len, cout_padded) = (cin * NR, cout.div_ceil(NR) * NR);
     // One row of tiles makes 2 rows of output pixels (1 at the bottom of an odd height).
     crate::parallel::for_each_block(&mut out.data, 2 * w * cout, 1, |first, rows| {
-        let (mut v, mut t) = (vec![0.0f32; XI * PIXELS * cin], vec![0.0f32; XI * cin]);
-        let mut m = vec![0.0f32; XI * PIXELS * cout];
+        let (mut v, mut t) = (vec![0.0f32; XI * MR * cin], vec![0.0f32; XI * cin]);
+        let mut m = vec![0.0f32; XI * MR * cout_padded];
+        let mut acc = [[0.0f32; NR]; MR];
         let mut s = vec![0.0f32; 8 * cout];
         for (ty, rows) in rows.chunks_mut(2 * w * cout).enumerate().map(|(i, r)| (first + i, r)) {
-            for tx0 in (0..tiles_x).step_by(PIXELS) {
-                // V = Bᵀ d B for the block's 4 tiles (the last tile repeated past the edge), [16][4][cin].
-                for i in 0..PIXELS {
+            for tx0 in (0..tiles_x).step_by(MR) {
+                // V = Bᵀ d B for the block's MR tiles (the last tile repeated past the edge), [16][MR][cin].
+                for i in 0..MR {
                     let tx = (tx0 + i).min(tiles_x - 1);
                     let d: [&[f32]; XI] = std::array::from_fn(|k| {
                         let (y, x_) = ((2 * ty + k / 4) as isize - 1, (2 * tx + k % 4) as isize - 1);
@@ -78,27 +82,28 @@ pub(super) fn conv2d(x: &Activation, conv: &Conv) -> Activation {
                     }
                     for r in 0..4 {
                         let row = |j: usize| &t[(r * 4 + j) * cin..][..cin];
-                        let dst = |j: usize| ((r * 4 + j) * PIXELS + i) * cin;
+                        let dst = |j: usize| ((r * 4 + j) * MR + i) * cin;
                         combine(&mut v[dst(0)..][..cin], row(0), row(2), -1.0);
                         combine(&mut v[dst(1)..][..cin], row(1), row(2), 1.0);
                         combine(&mut v[dst(2)..][..cin], row(2), row(1), -1.0);
                         combine(&mut v[dst(3)..][..cin], row(1), row(3), -1.0);
                     }
                 }
-                // M[ξ] = V[ξ] U[ξ] for the 16 positions, [16][4][cout].
+                // M[ξ] = V[ξ] U[ξ] for the 16 positions, [16][MR][cout_padded].
                 for xi in 0..XI {
-                    let patch = &v[xi * PIXELS * cin..][..PIXELS * cin];
-                    let panels = &conv.weight[xi * cin * cout..][..cin * cout];
+                    let patch = &v[xi * MR * cin..][..MR * cin];
+                    let panels = &conv.weight[xi * cin * cout_padded..][..cin * cout_padded];
                     for (p, panel) in panels.chunks_exact(panel_len).enumerate() {
-                        for (i, sums) in micro_kernel(patch, cin, panel).iter().enumerate() {
-                            m[(xi * PIXELS + i) * cout + p * CHANNELS..][..CHANNELS].copy_from_slice(sums);
+                        micro(patch, cin, panel, &mut acc);
+                        for (i, sums) in acc.iter().enumerate() {
+                            m[(xi * MR + i) * cout_padded + p * NR..][..NR].copy_from_slice(sums);
                         }
                     }
                 }
                 // Y = Aᵀ M A, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]: columns into s [2][4][cout], then rows.
-                for i in 0..PIXELS.min(tiles_x - tx0) {
+                for i in 0..MR.min(tiles_x - tx0) {
                     let tx = tx0 + i;
-                    let mt = |xi: usize| &m[(xi * PIXELS + i) * cout..][..cout];
+                    let mt = |xi: usize| &m[(xi * MR + i) * cout_padded..][..cout];
                     for j in 0..4 {
                         combine3(&mut s[j * cout..][..cout], mt(j), mt(4 + j), mt(8 + j), 1.0);
                         combine3(&mut s[(4 + j) * cout..][..cout], mt(4 + j), mt(8 + j), mt(12 + j), -1.0);

@@ -1,0 +1,138 @@
+//! Each CPU micro-kernel that this processor has (src/cpu/gemm.rs: portable, AVX2+FMA,
+//! AVX-512, NEON), forced one at a time, against transformers' logits: the tiny model, the
+//! full-size one at 448, and at 224 and 200, whose last stages (7x7; 13x13, 25x25) leave
+//! partial tiles and Winograd edge tiles. Also: a kernel the processor lacks is refused.
+
+mod common;
+
+use bit50::cpu::{CpuNetwork, Kernel, KERNELS};
+use bit50::model::Model;
+use bit50::weights::{convert, random, Dtype, Manifest};
+use common::*;
+use serde_json::Value;
+
+/// A fixture folder's model: tiny, full (448), full224, full200 (the full weights, another size).
+struct Fixture {
+    name: &'static str,
+    expected: Value,
+    model: Model,
+}
+
+fn fixture(name: &'static str) -> Fixture {
+    let read = |file: &str| -> Option<Value> {
+        let text = std::fs::read_to_string(fixtures().join(name).join(file)).ok()?;
+        Some(serde_json::from_str(&text).unwrap())
+    };
+    let expected = read("expected.json").unwrap();
+    let (defaults, default_pre) = configs(if name == "tiny" { "tiny" } else { "full" });
+    let config = read("config.json").unwrap_or(defaults);
+    let preprocessor = read("preprocessor_config.json").unwrap_or(default_pre);
+    let bit = bit50::config::BitConfig::from_json(&config, name).unwrap();
+    let tensors = random::weights(&bit, expected["seed"].as_u64().unwrap());
+    let source = convert::Source { name: name.into(), origin: name.into(), config, preprocessor, tensors };
+    let (manifest, files) = convert::convert(source, Dtype::F32, 32 << 20).unwrap();
+    let shards: Vec<Vec<u8>> = files.into_iter().map(|(_, b)| b).collect();
+    for (s, b) in manifest.shards.iter().zip(&shards) {
+        Manifest::verify_shard(s, b, None, &s.file).unwrap();
+    }
+    Fixture { name, model: manifest.into_model(&shards, name).unwrap(), expected }
+}
+
+impl Fixture {
+    fn input(&self, input: &str) -> Vec<f32> {
+        if input == "uniform" {
+            random::input(self.expected["input_seed"].as_u64().unwrap(), self.expected["image_size"].as_u64().unwrap() as usize)
+        } else {
+            let stem = input.rsplit_once('.').unwrap().0;
+            let crop = image::open(fixtures().join(self.name).join("pil").join(format!("{stem}.png"))).unwrap().to_rgb8();
+            bit50::preprocess::normalize(&crop, &self.model.preprocessor)
+        }
+    }
+
+    /// Max |logit - transformers| of `kernel` over `inputs`; asserts 1e-4 and the top-5.
+    fn check(&self, kernel: Kernel, inputs: &[&str]) -> f32 {
+        let net = CpuNetwork::with_kernel(self.model.network.clone(), kernel).unwrap();
+        assert_eq!(net.kernel(), kernel);
+        let mut worst = 0.0f32;
+        for &input in inputs {
+            let want = &self.expected["inputs"][input];
+            let logits = net.forward(&self.input(input)).logits;
+            let err = max_abs_diff(&logits, &floats(&want["logits"]));
+            let top: Vec<usize> = want["top5"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+            assert!(err <= 1e-4, "{} kernel, {} {input}: max logit error {err:.2e} > 1e-4", kernel.name(), self.name);
+            assert_eq!(top5(&logits), top, "{} kernel, {} {input}: top-5", kernel.name(), self.name);
+            worst = worst.max(err);
+        }
+        println!("{} kernel, {}: max |logit - transformers| = {worst:.2e} over {inputs:?}", kernel.name(), self.name);
+        worst
+    }
+}
+
+fn supported() -> Vec<Kernel> {
+    KERNELS.into_iter().filter(|k| k.supported()).collect()
+}
+
+#[test]
+fn every_kernel_matches_transformers_tiny() {
+    let f = fixture("tiny");
+    for kernel in supported() {
+        f.check(kernel, &inputs());
+    }
+}
+
+#[test]
+fn every_kernel_matches_transformers_full() {
+    let f = fixture("full");
+    for kernel in supported() {
+        f.check(kernel, &["uniform", "cat.png", "rocket-exif.jpg"]);
+    }
+}
+
+#[test]
+fn every_kernel_matches_transformers_at_odd_sizes() {
+    for name in ["full224", "full200"] {
+        let f = fixture(name);
+        assert_eq!(f.model.network.image_size, f.expected["image_size"].as_u64().unwrap() as usize);
+        for kernel in supported() {
+            f.check(kernel, &["uniform", "coffee.jpg"]);
+        }
+    }
+}
+
+#[test]
+fn the_portable_kernel_runs_everywhere_and_the_widest_is_chosen() {
+    assert!(Kernel::Portable.supported());
+    let best = Kernel::detect();
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        best,
+        if std::is_x86_feature_detected!("avx512f") {
+            Kernel::Avx512
+        } else if Kernel::Avx2.supported() {
+            Kernel::Avx2
+        } else {
+            Kernel::Portable
+        }
+    );
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(best, Kernel::Neon);
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert_eq!(Kernel::Avx512.supported(), std::is_x86_feature_detected!("avx512f"));
+        assert_eq!(Kernel::Avx2.supported(), std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"));
+        assert!(!Kernel::Neon.supported());
+    }
+}
+
+#[test]
+fn a_kernel_the_processor_lacks_is_refused_by_name() {
+    let lacking = KERNELS.into_iter().find(|k| !k.supported()).expect("no processor has every kernel (NEON and AVX are exclusive)");
+    let err = CpuNetwork::with_kernel(fixture("tiny").model.network, lacking).err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains(lacking.name()) && msg.contains("portable"), "{msg}");
+    let err = Kernel::parse("sse9").unwrap_err().to_string();
+    assert!(err.contains("sse9") && err.contains("avx512"), "{err}");
+    for k in KERNELS {
+        assert_eq!(Kernel::parse(k.name()).unwrap(), k);
+    }
+}
