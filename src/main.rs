@@ -23,7 +23,7 @@ USAGE:
       preprocessing are assumed. Writes the web weight folder.
   bit50 classify --model DIR [--top K] [--json] [--logits] [--embed] [--explain] [--cpu|--gpu]
                  [--batch N] [--precision f32|f16|f16-arithmetic] [--kernel registers|tiled]
-                 [--threads N] [--head HEAD.json] IMAGE...
+                 [--threads N] [--cpu-kernel K] [--head HEAD.json] IMAGE...
   bit50 classify --model DIR [...] --pixels FILE.npy
       Top K classes per image (default 5), the time taken and what ran it. --json
       prints one object per line; --logits adds all logits; --embed the pooled
@@ -36,10 +36,11 @@ USAGE:
       (default 8) go through in one submission; --precision and --kernel choose the
       GPU kernels (default: timed at load; f16 where the adapter has shader-f16 and
       the weights were stored in f16 or int8). The CPU path uses every core, or
-      --threads N. --head adds your own classes (a head from bit50 fit or the web
+      --threads N, and the widest micro-kernel the processor has (avx512, avx2,
+      neon, else portable), or --cpu-kernel K. --head adds your own classes (a head from bit50 fit or the web
       page) with their probabilities, as 'custom' with --json.
   bit50 fit --model DIR --class LABEL=FILES --class LABEL=FILES... [--l2 X] [--flips]
-            --out HEAD.json [--cpu|--gpu] [--batch N] [--threads N]
+            --out HEAD.json [--cpu|--gpu] [--batch N] [--threads N] [--cpu-kernel K]
       Teaches the model your own classes: a linear head (multinomial logistic
       regression, L2-penalised) on its pooled features, from a few example photos
       per class. FILES: image files and folders (their .jpg, .jpeg, .png, .webp,
@@ -48,7 +49,8 @@ USAGE:
       scikit-learn's C = 1); --flips: each photo's mirror image too. Prints the
       training accuracy and a leave-one-out estimate (up to 200 photos); writes
       the head file the web page and the JavaScript API also read.
-  bit50 bench --model DIR [--runs N] [--batch N] [--json] [--cpu|--gpu] [--precision P] [--kernel K] [--threads N]
+  bit50 bench --model DIR [--runs N] [--batch N] [--json] [--cpu|--gpu] [--precision P] [--kernel K]
+              [--threads N] [--cpu-kernel K]
       Load time, first and warm latency, images per second, GFLOP/s and GPU memory;
       per-layer GPU time; the adapter's matmul peak; the CPU path's latency beside
       them. --json prints one object per configuration measured (each GPU kernel
@@ -152,11 +154,11 @@ fn run(args: &[String]) -> Result<bool> {
         "convert" => cmd_convert(&Args::parse(rest, &["--out", "--dtype", "--max-shard-mb"], &[])?),
         "classify" => cmd_classify(&Args::parse(
             rest,
-            &["--model", "--top", "--pixels", "--batch", "--precision", "--kernel", "--threads", "--head"],
+            &["--model", "--top", "--pixels", "--batch", "--precision", "--kernel", "--threads", "--cpu-kernel", "--head"],
             &["--json", "--logits", "--embed", "--explain", "--cpu", "--gpu"],
         )?),
-        "fit" => cmd_fit(&Args::parse(rest, &["--model", "--class", "--l2", "--out", "--batch", "--threads"], &["--flips", "--cpu", "--gpu"])?),
-        "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs", "--batch", "--precision", "--kernel", "--threads"], &["--json", "--cpu", "--gpu"])?),
+        "fit" => cmd_fit(&Args::parse(rest, &["--model", "--class", "--l2", "--out", "--batch", "--threads", "--cpu-kernel"], &["--flips", "--cpu", "--gpu"])?),
+        "bench" => cmd_bench(&Args::parse(rest, &["--model", "--runs", "--batch", "--precision", "--kernel", "--threads", "--cpu-kernel"], &["--json", "--cpu", "--gpu"])?),
         "random-model" => cmd_random_model(&Args::parse(rest, &["--out", "--seed", "--like"], &[])?),
         "-h" | "--help" | "help" => {
             say!("{USAGE}");
@@ -409,11 +411,15 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// `--cpu`, `--gpu`, `--precision`, `--kernel` as engine options; `--threads` for the CPU path.
+/// `--cpu`, `--gpu`, `--precision`, `--kernel` as engine options; `--threads` and
+/// `--cpu-kernel` for the CPU path.
 fn engine_options(args: &Args) -> Result<Options> {
     if let Some(n) = args.value("--threads") {
         let n: usize = n.parse().ok().filter(|&n| (1..=1024).contains(&n)).context(|| format!("--threads {n:?}: expected 1 to 1024"))?;
         bit50::parallel::set_threads(n);
+    }
+    if let Some(name) = args.value("--cpu-kernel") {
+        bit50::cpu::set_kernel(bit50::cpu::Kernel::parse(name)?)?;
     }
     let backend = match (args.flag("--cpu"), args.flag("--gpu")) {
         (true, true) => bail!("--cpu or --gpu, not both"),
@@ -553,7 +559,13 @@ fn cmd_bench(args: &Args) -> Result<bool> {
         let mut cpu = open_engine(&model, &Options { backend: Backend::Cpu, batch: 1, ..options.clone() })?;
         let timing = Timing::measure(&mut cpu, &images[..1], runs.min(3))?;
         let ms = timing.median();
-        say!("cpu path   {ms:.1} ms median of {} ({:.2} GFLOP/s, {} threads)", timing.warm_ms.len(), model.network.flops() / ms / 1e6, bit50::parallel::threads());
+        say!(
+            "cpu path   {ms:.1} ms median of {} ({:.2} GFLOP/s, {} threads, {} kernel)",
+            timing.warm_ms.len(),
+            model.network.flops() / ms / 1e6,
+            bit50::parallel::threads(),
+            bit50::cpu::kernel_name()
+        );
     }
     Ok(true)
 }

@@ -258,3 +258,33 @@ fn help_after_any_command_prints_the_usage() {
         assert!(run.stdout.contains("USAGE:") && run.stderr.is_empty(), "{command} --help: {:?} {:?}", run.stdout, run.stderr);
     }
 }
+
+/// `--cpu-kernel` forces a micro-kernel: the portable one gives the same logits as the one
+/// chosen by feature detection (within rounding), `bench --json` names it, and a kernel the
+/// processor lacks, or a name that is none, is refused in words.
+#[test]
+fn cpu_kernel_is_chosen_by_flag_and_named_by_bench() {
+    let classify = |extra: &[&str]| {
+        let mut args = vec!["classify", "--model", path(tiny_dir()), "--cpu", "--json", "--logits"];
+        args.extend_from_slice(extra);
+        let cat = photo("cat.png");
+        args.push(&cat);
+        let run = bit50(&args);
+        assert!(run.ok, "{extra:?}: {}", run.stderr);
+        floats(&json_lines(&run.stdout)[0]["logits"])
+    };
+    let detected = classify(&[]);
+    let portable = classify(&["--cpu-kernel", "portable"]);
+    assert!(max_abs_diff(&detected, &portable) < 1e-5, "{}", max_abs_diff(&detected, &portable));
+
+    let run = bit50(&["bench", "--model", path(tiny_dir()), "--cpu", "--json", "--runs", "1", "--cpu-kernel", "portable"]);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(json_lines(&run.stdout)[0]["kernel"], "portable", "{}", run.stdout);
+
+    let run = bit50(&["classify", "--model", path(tiny_dir()), "--cpu-kernel", "sse9", &photo("cat.png")]);
+    assert!(!run.ok && run.stderr.contains("\"sse9\"") && run.stderr.contains("expected portable, avx2, avx512 or neon"), "{}", run.stderr);
+    let missing = if cfg!(target_arch = "x86_64") { "neon" } else { "avx2" };
+    let run = bit50(&["bench", "--model", path(tiny_dir()), "--cpu-kernel", missing]);
+    assert!(!run.ok && run.stderr.contains(&format!("cannot run the {missing} CPU kernel")), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}

@@ -88,13 +88,16 @@ test('a second visit works with the network off: the page, the model, a dropped 
     await waitModel(page);
     await until(page, () => navigator.serviceWorker.controller && navigator.serviceWorker.ready.then(() => true));
     await page.context().setOffline(true);
+    const served = server.requests.length;
     await page.reload();
     const info = await waitModel(page);
     assert.equal(info?.fromCache, true, 'the weights came from the Cache Storage');
     await dropFiles(page, [path.join(PHOTOS, 'cat.png')]);
     const r = await cardResult(page, 'cat.png');
     assert.ok(r.done, r.state);
-    assert.equal(await page.evaluate(() => navigator.onLine), false);
+    // navigator.onLine is not reliable under emulation (it stays true in headless Chromium);
+    // what counts is that the server saw nothing after the network went off.
+    assert.deepEqual(server.requests.slice(served), [], 'no request reached the server while offline');
   } finally {
     await page.context().close();
     await server.close();
