@@ -80,15 +80,16 @@ impl WithTile for Run<'_> {
             let mut x: Option<Activation> = None;
             for b in stage {
                 let input = x.as_ref().or(stages.last()).unwrap_or(&stem);
-                let pre = group_norm_relu(input, &b.norm1, net.groups);
+                // The block's input stays as it is for the residual; the maps inside are normalized in place.
+                let pre = group_norm_relu(input.clone(), &b.norm1, net.groups);
                 let projected = b.downsample.as_ref().map(|proj| conv(&pre, proj, None));
                 let h = conv(&pre, &b.conv1, None);
-                let h = conv(&group_norm_relu(&h, &b.norm2, net.groups), &b.conv2, None);
-                x = Some(conv(&group_norm_relu(&h, &b.norm3, net.groups), &b.conv3, Some(projected.as_ref().unwrap_or(input))));
+                let h = conv(&group_norm_relu(h, &b.norm2, net.groups), &b.conv2, None);
+                x = Some(conv(&group_norm_relu(h, &b.norm3, net.groups), &b.conv3, Some(projected.as_ref().unwrap_or(input))));
             }
             stages.push(x.unwrap_or_else(|| stages.last().unwrap_or(&stem).clone()));
         }
-        let norm = group_norm_relu(stages.last().unwrap_or(&stem), &net.norm, net.groups);
+        let norm = group_norm_relu(stages.last().unwrap_or(&stem).clone(), &net.norm, net.groups);
         let pooled = layers::global_average_pool(&norm);
         let logits = layers::linear(&pooled, &net.classifier_weight, &net.classifier_bias);
         Forward { stem, stages, norm, pooled, logits }
@@ -171,8 +172,9 @@ fn conv2d<const MR: usize, const NR: usize>(x: &Activation, conv: &Conv, residua
     out
 }
 
-/// GroupNorm (biased variance, two passes as in reference.rs), affine, then ReLU.
-fn group_norm_relu(x: &Activation, gn: &GroupNorm, groups: usize) -> Activation {
+/// GroupNorm (biased variance, two passes as in reference.rs), affine, then ReLU, in place;
+/// the statistics on one thread, their application split over the threads.
+fn group_norm_relu(mut x: Activation, gn: &GroupNorm, groups: usize) -> Activation {
     let (c, per_group) = (x.c, x.c / groups);
     let n = (x.data.len() / c * per_group) as f64;
     let per_channel = |group_values: &[f64]| -> Vec<f32> { (0..c).map(|ch| group_values[ch / per_group] as f32).collect() };
@@ -186,15 +188,16 @@ fn group_norm_relu(x: &Activation, gn: &GroupNorm, groups: usize) -> Activation 
             (s as f32, (gn.bias[ch] as f64 - mean[g] * s) as f32)
         })
         .unzip();
-    let mut data = Vec::with_capacity(x.data.len());
-    for pixel in x.data.chunks_exact(c) {
-        // Not f32::max: in WebAssembly that is a call to fmaxf per value; this compare vectorizes.
-        data.extend(pixel.iter().zip(&scale).zip(&shift).map(|((v, s), t)| {
-            let y = v * s + t;
-            if y > 0.0 { y } else { 0.0 }
-        }));
-    }
-    Activation { data, ..*x }
+    crate::parallel::for_each_block(&mut x.data, c, 1, |_, block| {
+        for pixel in block.chunks_exact_mut(c) {
+            for ((v, s), t) in pixel.iter_mut().zip(&scale).zip(&shift) {
+                // Not f32::max: in WebAssembly that is a call to fmaxf per value; this compare vectorizes.
+                let y = *v * s + t;
+                *v = if y > 0.0 { y } else { 0.0 };
+            }
+        }
+    });
+    x
 }
 
 /// Per channel, the sum over pixels of `v - center` (or its square): in f32 over 32 pixels
