@@ -5,12 +5,14 @@
 #   ./build.sh serve      build, make sure a model is in www/models/, serve www/ on 127.0.0.1
 #                         (PORT, default 8050; the real weights when they can be fetched,
 #                         else a seeded random model that the page labels untrained)
-#   ./build.sh test       cargo test, cargo check for wasm32, the wasm builds, the browser tests
+#   ./build.sh test       cargo test, cargo check for wasm32, the NEON kernel under qemu-aarch64,
+#                         the wasm builds, the browser tests
 #   ./build.sh weights    tools/fetch-weights.sh (the real google/bit-50 weights)
 #
 # It installs what is missing: the wasm32 rustup target, Rust nightly's rust-src (the threaded
 # wasm builds), the wasm-bindgen-cli matching Cargo.lock, the node packages (playwright-core,
-# binaryen's wasm-opt) and, as root, Debian's chromium and mesa-vulkan-drivers (lavapipe). Debian's own binaryen is never used: its wasm-opt 108 writes wasm
+# binaryen's wasm-opt) and, as root, Debian's chromium, mesa-vulkan-drivers (lavapipe),
+# gcc-aarch64-linux-gnu and qemu-user (the NEON kernel's tests). Debian's own binaryen is never used: its wasm-opt 108 writes wasm
 # that fails in the browser.
 set -euo pipefail
 
@@ -62,12 +64,17 @@ chromium_path() {
 }
 
 # Debian's packages the tests need: Chromium for the browser tests, Mesa's lavapipe (Vulkan on
-# the CPU) for the GPU tests natively and in Chromium's compatibility mode.
+# the CPU) for the GPU tests natively and in Chromium's compatibility mode, an Arm64 C
+# toolchain and qemu-aarch64 for the CPU path's NEON kernel.
 need_test_packages() {
   local need=()
   chromium_path >/dev/null || need+=(chromium)
   [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers)
   ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
+  if [ "$(uname -m)" = x86_64 ]; then
+    command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+    command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+  fi
   [ ${#need[@]} -eq 0 ] && return
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian's ${need[*]}"
@@ -123,6 +130,17 @@ build_wasm() {
   mkdir -p www/samples && cp tests/fixtures/photos/* www/samples/
   node tools/write-sw-shell.mjs >&2
   say "www/pkg: $(cd www/pkg && du -k bit50_bg.wasm bit50_relaxed_bg.wasm threads/*.wasm | awk '{printf "%s %s KiB, ", $2, $1}')"
+}
+
+# The NEON micro-kernel (src/cpu/gemm.rs) is only compiled for Arm64: build the CPU kernels'
+# tests for it and run them under qemu-aarch64 (the tiny model and the odd sizes: a few minutes).
+test_arm64() {
+  [ "$(uname -m)" = x86_64 ] || return 0 # on Arm64 itself, cargo test already ran it natively
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    nice cargo test --release --target aarch64-unknown-linux-gnu --test cpu_kernels -- tiny odd_sizes lacks
 }
 
 native_cli() {
@@ -185,6 +203,8 @@ case "$cmd" in
     say "cargo check --target wasm32-unknown-unknown --lib"
     need_rust_target
     nice cargo check --target wasm32-unknown-unknown --lib || status=1
+    say "the CPU path's NEON kernel, under qemu-aarch64"
+    test_arm64 || status=1
     build_wasm || exit 1
     cli="$(native_cli)" || die "the native CLI does not build"
     ensure_tiny_model
