@@ -1,6 +1,7 @@
 //! BiT configurations other than google/bit-50's, as transformers builds them
 //! (tools/make_arch_fixtures.py): narrow (widths that are not multiples of 32, bottlenecks
-//! that make_div rounds up, 8 groups), r101 (depths 3, 4, 23, 3) and wide (R50x3's widths).
+//! that make_div rounds up, 8 groups), odd (a 12-channel stem, 5 stages, output_stride 8),
+//! r101 (depths 3, 4, 23, 3) and wide (R50x3's widths).
 //! Each converts and classifies on the CPU path and on both GPU convolution kernels within
 //! 1e-4 of transformers' logits. And a narrow model damaged in any of the ways the full-size
 //! one is refused for is refused too, naming the tensor or the problem.
@@ -40,7 +41,7 @@ struct Fixture {
     model: Model,
 }
 
-/// narrow has transformers' own model.safetensors, converted by the CLI; r101 and wide are drawn
+/// narrow and odd have transformers' own model.safetensors, converted by the CLI; r101 and wide are drawn
 /// from their seed (checked tensor by tensor against the fixture script's hashes) and converted
 /// in memory (the same conversion, without writing a GB of weights to disk first).
 fn fixture(name: &'static str) -> Fixture {
@@ -172,6 +173,13 @@ fn check_paths(name: &'static str, tiled_inputs: &[&str]) {
 #[test]
 fn narrow_converts_and_matches_transformers_on_cpu_and_gpu() {
     check_paths("narrow", &inputs());
+}
+
+/// A stem width that is not a multiple of 8 (12: the GPU pads it), 3 channels per group in the
+/// stem, 5 stages, output_stride 8 (the last three stages keep stride 1).
+#[test]
+fn odd_converts_and_matches_transformers_on_cpu_and_gpu() {
+    check_paths("odd", &inputs());
 }
 
 #[test]
