@@ -135,8 +135,8 @@ impl BitConfig {
         let last = self.stage(self.num_stages() - 1).out;
         let width = self.hidden_sizes[self.num_stages() - 1];
         if last != width {
-            let why = format!("the last stage outputs make_div({width} x {}) = {last} channels, but bit.norm and the classifier take hidden_sizes[-1] = {width}: transformers' forward fails", self.width_factor);
-            return refuse("width_factor", &self.width_factor, &why);
+            let why = format!("the last stage outputs make_div({width} x width_factor {}) = {last} channels, but bit.norm and the classifier take hidden_sizes[-1] = {width}: transformers' forward fails", self.width_factor);
+            return refuse("hidden_sizes", &self.hidden_sizes, &why);
         }
         let labels = self.num_classes();
         if labels == 0 || labels > 100_000 {
@@ -350,6 +350,14 @@ mod tests {
             bad[field] = value;
             let err = BitConfig::from_json(&bad, "x/config.json").unwrap_err().message;
             assert!(err.starts_with("x/config.json: unsupported ") && err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn make_div_is_transformers() {
+        // transformers 5.24 modeling_bit.make_div on these values.
+        for (value, want) in [(0.0, 8), (6.0, 8), (10.0, 16), (11.0, 16), (18.0, 24), (34.0, 32), (44.0, 48), (64.0, 64), (66.0, 64), (1536.0, 1536)] {
+            assert_eq!(make_div(value), want, "make_div({value})");
         }
     }
 

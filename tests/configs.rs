@@ -192,3 +192,55 @@ fn r101_matches_transformers_on_cpu_and_gpu() {
 fn wide_matches_transformers_on_cpu_and_gpu() {
     check_paths("wide", &["uniform", "cat.png"]);
 }
+
+/// The configs transformers builds but cannot run, or refuses to build (recorded in
+/// narrow/expected.json with their exceptions), are refused here too, naming the field.
+#[test]
+fn what_transformers_refuses_is_refused() {
+    let narrow = read_json(&fixtures().join("narrow/config.json"));
+    let recorded = read_json(&fixtures().join("narrow/expected.json"))["transformers_rejects"].clone();
+    let with = |fields: Value| {
+        let mut c = narrow.clone();
+        for key in ["embedding_size", "hidden_sizes", "depths", "num_groups", "width_factor"] {
+            c.as_object_mut().unwrap().remove(key); // transformers' defaults unless given
+        }
+        for (k, v) in fields.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let cases = [
+        ("width_factor 3, default hidden_sizes", with(serde_json::json!({"width_factor": 3})), "hidden_sizes"),
+        (
+            "width_factor 2, embedding_size 24",
+            with(serde_json::json!({"width_factor": 2, "embedding_size": 24, "hidden_sizes": [40, 72, 136, 264], "depths": [1, 1, 1, 1], "num_groups": 8})),
+            "hidden_sizes",
+        ),
+        (
+            "hidden_sizes[-1] 260",
+            with(serde_json::json!({"embedding_size": 24, "hidden_sizes": [40, 72, 136, 260], "depths": [1, 1, 1, 1], "num_groups": 4})),
+            "hidden_sizes",
+        ),
+        (
+            "num_groups 32 with embedding_size 24",
+            with(serde_json::json!({"embedding_size": 24, "hidden_sizes": [64, 128, 256, 512], "depths": [1, 1, 1, 1], "num_groups": 32})),
+            "embedding_size",
+        ),
+        (
+            "num_groups 8 with embedding_size 20",
+            with(serde_json::json!({"embedding_size": 20, "hidden_sizes": [40, 72, 136, 264], "depths": [1, 1, 1, 1], "num_groups": 8})),
+            "embedding_size",
+        ),
+    ];
+    assert_eq!(recorded.as_array().unwrap().len(), cases.len());
+    for ((what, config, field), rejected) in cases.iter().zip(recorded.as_array().unwrap()) {
+        assert!(rejected["config"].as_str().unwrap().starts_with(what), "{what}: the fixture records {}", rejected["config"]);
+        let err = BitConfig::from_json(config, "config.json").unwrap_err().message;
+        eprintln!("{what}: {err}\n  (transformers: {} at {})", rejected["message"], rejected["stage"]);
+        assert!(err.starts_with(&format!("config.json: unsupported {field} = ")), "{what}: {err}");
+    }
+    // A width that make_div rounds (44 -> 48) is not refused: transformers builds it.
+    let mut c = narrow.clone();
+    c["hidden_sizes"] = serde_json::json!([44, 72, 136, 264]);
+    assert!(BitConfig::from_json(&c, "config.json").is_ok());
+}
