@@ -134,15 +134,15 @@ impl Fixture {
         worst
     }
 
-    /// One GPU convolution kernel, f32, on `inputs`: the stem's and each stage's statistics,
+    /// One GPU convolution kernel, f32, on every input: the stem's and each stage's statistics,
     /// the pooled features and the logits.
-    fn check_gpu(&self, conv: ConvKernel, inputs: &[&str]) -> f32 {
+    fn check_gpu(&self, conv: ConvKernel) -> f32 {
         let variant = Variant { conv, precision: Precision::F32, subgroups: false };
         let gpu = pollster::block_on(Gpu::new(Features::ALL)).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)");
         let mut net = pollster::block_on(GpuNetwork::new(gpu, &self.model.network, variant, 1)).unwrap();
         assert_eq!(net.variant(), variant);
         let mut worst = 0.0f32;
-        for &input in inputs {
+        for input in inputs() {
             let what = format!("gpu {} {} {input}", variant.describe(), self.name);
             let out = pollster::block_on(net.run(&[&self.input(input)], Want { pooled: true, taps: true, ..Want::default() })).unwrap().remove(0);
             let taps = out.taps.as_ref().unwrap();
@@ -154,7 +154,7 @@ impl Fixture {
             compare_map(&format!("{what} pooled"), out.pooled.as_ref().unwrap(), self.stats(input, "pooled")).unwrap();
             worst = worst.max(self.check_logits(&format!("gpu {}", variant.describe()), input, &out.logits));
         }
-        eprintln!("{}: gpu {}, max |logit - transformers| = {worst:.2e} ({} inputs)", self.name, variant.describe(), inputs.len());
+        eprintln!("{}: gpu {}, max |logit - transformers| = {worst:.2e}", self.name, variant.describe());
         worst
     }
 }
@@ -163,34 +163,34 @@ fn inputs() -> Vec<&'static str> {
     std::iter::once("uniform").chain(PHOTOS).collect()
 }
 
-fn check_paths(name: &'static str, tiled_inputs: &[&str]) {
+fn check_paths(name: &'static str) {
     let f = fixture(name);
     f.check_cpu();
-    f.check_gpu(ConvKernel::Registers, &inputs());
-    f.check_gpu(ConvKernel::Tiled, tiled_inputs);
+    f.check_gpu(ConvKernel::Registers);
+    f.check_gpu(ConvKernel::Tiled);
 }
 
 #[test]
 fn narrow_converts_and_matches_transformers_on_cpu_and_gpu() {
-    check_paths("narrow", &inputs());
+    check_paths("narrow");
 }
 
 /// A stem width that is not a multiple of 8 (12: the GPU pads it), 3 channels per group in the
 /// stem, 5 stages, output_stride 8 (the last three stages keep stride 1).
 #[test]
 fn odd_converts_and_matches_transformers_on_cpu_and_gpu() {
-    check_paths("odd", &inputs());
+    check_paths("odd");
 }
 
 #[test]
 fn r101_matches_transformers_on_cpu_and_gpu() {
-    check_paths("r101", &inputs());
+    check_paths("r101");
 }
 
-/// The tiled kernels are slow on lavapipe (barriers), and R50x3 is 9 times R50's work: two inputs.
+/// R50x3: 211 million parameters, drawn, converted and run in about half a minute.
 #[test]
 fn wide_matches_transformers_on_cpu_and_gpu() {
-    check_paths("wide", &["uniform", "cat.png"]);
+    check_paths("wide");
 }
 
 /// The configs transformers builds but cannot run, or refuses to build (recorded in
