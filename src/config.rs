@@ -177,12 +177,8 @@ impl BitConfig {
     /// never passes to its convolutions: the stride is all that changes.)
     pub fn stage(&self, i: usize) -> StageShape {
         let out = |i: usize| make_div((self.hidden_sizes[i] * self.width_factor) as f64);
-        let mut current_stride = 4;
-        let mut stride = 1;
-        for stage in 0..=i {
-            stride = if stage == 0 || current_stride >= self.output_stride { 1 } else { 2 };
-            current_stride *= stride;
-        }
+        // Before stage i > 0 the stride so far is 4 x 2^(i-1), until it reaches output_stride.
+        let stride = if i > 0 && i - 1 < 62 && 4usize << (i - 1) < self.output_stride { 2 } else { 1 };
         StageShape {
             depth: self.depths[i],
             cin: if i == 0 { self.embedding_size } else { out(i - 1) },
@@ -358,6 +354,24 @@ mod tests {
         // transformers 5.24 modeling_bit.make_div on these values.
         for (value, want) in [(0.0, 8), (6.0, 8), (10.0, 16), (11.0, 16), (18.0, 24), (34.0, 32), (44.0, 48), (64.0, 64), (66.0, 64), (1536.0, 1536)] {
             assert_eq!(make_div(value), want, "make_div({value})");
+        }
+    }
+
+    #[test]
+    fn stage_strides_follow_transformers_encoder() {
+        let (c, _) = bit50_defaults();
+        for stages in [1, 4, 5, 70] {
+            for output_stride in [0, 1, 4, 8, 16, 32, 64, 1 << 40, usize::MAX] {
+                let mut cfg = BitConfig::from_json(&c, "config.json").unwrap();
+                (cfg.depths, cfg.hidden_sizes, cfg.output_stride) = (vec![1; stages], vec![256; stages], output_stride);
+                // BitEncoder: current_stride = 4; stride = 1 if stage 0 else 2, 1 once current_stride >= output_stride.
+                let mut current_stride = 4u128;
+                for i in 0..stages {
+                    let stride = if i == 0 || current_stride >= output_stride as u128 { 1 } else { 2 };
+                    current_stride *= stride as u128;
+                    assert_eq!(cfg.stage(i).stride, stride, "stage {i} of {stages}, output_stride {output_stride}");
+                }
+            }
         }
     }
 
