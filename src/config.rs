@@ -102,12 +102,6 @@ impl BitConfig {
         if self.embedding_dynamic_padding {
             return refuse("embedding_dynamic_padding", &true, "only false is supported");
         }
-        if self.output_stride != 32 {
-            return refuse("output_stride", &self.output_stride, "dilated convolutions are not supported");
-        }
-        if self.width_factor != 1 {
-            return refuse("width_factor", &self.width_factor, "only 1 is supported");
-        }
         if self.hidden_act != "relu" {
             return refuse("hidden_act", &self.hidden_act, "only relu is supported");
         }
@@ -117,22 +111,32 @@ impl BitConfig {
         if self.depths.is_empty() || self.depths.len() != self.hidden_sizes.len() || self.depths.contains(&0) {
             return refuse("depths", &self.depths, "one non-zero depth per hidden size is required");
         }
+        // What transformers refuses, at construction or in the forward pass: every GroupNorm
+        // splits its channels evenly into num_groups, and the last stage's width (make_div of
+        // hidden size x width_factor) must be hidden_sizes[-1], the width of bit.norm and the classifier.
         let g = self.num_groups;
         if g == 0 {
             return refuse("num_groups", &g, "must be positive");
         }
-        // Kernels write 8 output channels per invocation, and every GroupNorm splits its channels evenly.
-        for &width in &self.hidden_sizes {
-            if width == 0 || !width.is_multiple_of(32) || width > 65536 {
-                return refuse("hidden_sizes", &self.hidden_sizes, "each must be a positive multiple of 32");
-            }
-            if (width / 4) % g != 0 {
-                return refuse("num_groups", &g, "each bottleneck width (hidden size / 4) must split evenly into the groups");
+        let e = self.embedding_size;
+        if e == 0 || e > 65536 || !e.is_multiple_of(g) {
+            return refuse("embedding_size", &e, &format!("must be positive and split evenly into num_groups = {g}"));
+        }
+        if self.hidden_sizes.iter().any(|&h| h == 0 || h.saturating_mul(self.width_factor.max(1)) > 65536) {
+            return refuse("hidden_sizes", &self.hidden_sizes, "each must be between 1 and 65536 (times width_factor)");
+        }
+        for i in 0..self.num_stages() {
+            let s = self.stage(i);
+            if !s.out.is_multiple_of(g) || !s.mid.is_multiple_of(g) {
+                let why = format!("stage {} has {} channels and a {}-channel bottleneck (transformers' make_div), which do not split evenly into the groups", i + 1, s.out, s.mid);
+                return refuse("num_groups", &g, &why);
             }
         }
-        let e = self.embedding_size;
-        if e == 0 || !e.is_multiple_of(8) || !e.is_multiple_of(g) || e > 65536 {
-            return refuse("embedding_size", &e, "must be a positive multiple of 8 and of num_groups");
+        let last = self.stage(self.num_stages() - 1).out;
+        let width = self.hidden_sizes[self.num_stages() - 1];
+        if last != width {
+            let why = format!("the last stage outputs make_div({width} x width_factor {}) = {last} channels, but bit.norm and the classifier take hidden_sizes[-1] = {width}: transformers' forward fails", self.width_factor);
+            return refuse("hidden_sizes", &self.hidden_sizes, &why);
         }
         let labels = self.num_classes();
         if labels == 0 || labels > 100_000 {
@@ -165,21 +169,38 @@ impl BitConfig {
         labels
     }
 
-    /// (in, mid, out) channels and stride of stage `i`.
+    /// (in, mid, out) channels and stride of stage `i`, as transformers builds them
+    /// (`BitEncoder`, `BitPreActivationBottleneckLayer`): out = make_div(hidden size x
+    /// width_factor), mid = make_div(out / 4), in = the stem's width or the previous out;
+    /// stride 2 except in the first stage and once the stride so far (4 after the stem) has
+    /// reached output_stride. (transformers then sets a dilation that its pre-activation layer
+    /// never passes to its convolutions: the stride is all that changes.)
     pub fn stage(&self, i: usize) -> StageShape {
-        let out = self.hidden_sizes[i];
+        let out = |i: usize| make_div((self.hidden_sizes[i] * self.width_factor) as f64);
+        // Before stage i > 0 the stride so far is 4 x 2^(i-1), until it reaches output_stride.
+        let stride = if i > 0 && i - 1 < 62 && 4usize << (i - 1) < self.output_stride { 2 } else { 1 };
         StageShape {
             depth: self.depths[i],
-            cin: if i == 0 { self.embedding_size } else { self.hidden_sizes[i - 1] },
-            mid: out / 4,
-            out,
-            stride: if i == 0 { 1 } else { 2 },
+            cin: if i == 0 { self.embedding_size } else { out(i - 1) },
+            mid: make_div(out(i) as f64 * 0.25),
+            out: out(i),
+            stride,
         }
     }
 
     pub fn num_stages(&self) -> usize {
         self.depths.len()
     }
+}
+
+/// transformers' `make_div` (modeling_bit.py): `value` rounded to a multiple of 8, at least 8,
+/// and not below 90% of `value`.
+pub fn make_div(value: f64) -> usize {
+    let mut new = 8.max((value + 4.0) as usize / 8 * 8);
+    if (new as f64) < 0.9 * value {
+        new += 8;
+    }
+    new
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -318,13 +339,39 @@ mod tests {
         for (field, value) in [
             ("layer_type", Value::from("bottleneck")),
             ("global_padding", Value::from("SAME")),
-            ("output_stride", Value::from(16)),
+            ("hidden_act", Value::from("gelu")),
             ("model_type", Value::from("resnet")),
         ] {
             let mut bad = c.clone();
             bad[field] = value;
             let err = BitConfig::from_json(&bad, "x/config.json").unwrap_err().message;
             assert!(err.starts_with("x/config.json: unsupported ") && err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn make_div_is_transformers() {
+        // transformers 5.24 modeling_bit.make_div on these values.
+        for (value, want) in [(0.0, 8), (6.0, 8), (10.0, 16), (11.0, 16), (18.0, 24), (34.0, 32), (44.0, 48), (64.0, 64), (66.0, 64), (1536.0, 1536)] {
+            assert_eq!(make_div(value), want, "make_div({value})");
+        }
+    }
+
+    #[test]
+    fn stage_strides_follow_transformers_encoder() {
+        let (c, _) = bit50_defaults();
+        for stages in [1, 4, 5, 70] {
+            for output_stride in [0, 1, 4, 8, 16, 32, 64, 1 << 40, usize::MAX] {
+                let mut cfg = BitConfig::from_json(&c, "config.json").unwrap();
+                (cfg.depths, cfg.hidden_sizes, cfg.output_stride) = (vec![1; stages], vec![256; stages], output_stride);
+                // BitEncoder: current_stride = 4; stride = 1 if stage 0 else 2, 1 once current_stride >= output_stride.
+                let mut current_stride = 4u128;
+                for i in 0..stages {
+                    let stride = if i == 0 || current_stride >= output_stride as u128 { 1 } else { 2 };
+                    current_stride *= stride as u128;
+                    assert_eq!(cfg.stage(i).stride, stride, "stage {i} of {stages}, output_stride {output_stride}");
+                }
+            }
         }
     }
 

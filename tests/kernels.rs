@@ -199,7 +199,7 @@ fn group_norm_statistics_match_the_reference() {
             let (gb, bb) = (g.upload("gamma", &gamma, Format::F32).unwrap(), g.upload("beta", &beta, Format::F32).unwrap());
             let affine = g.zeroed("affine", want.len(), Format::F32).unwrap();
             let mut rec = Recording::new(g, &kernels);
-            rec.gn_stats(&src, Shape { h, w, c }, groups, &gb, &bb, &affine, &what).unwrap();
+            rec.gn_stats(&src, Shape { h, w, c }, c, groups, &gb, &bb, &affine, &what).unwrap();
             submit(g, &rec.dispatches, images as u32, |_| {});
             let err = relative_error(&read(&affine, want.len(), Format::F32), &want);
             assert!(err <= 1e-5, "{what}: relative error {err:.2e}");

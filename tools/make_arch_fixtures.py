@@ -10,6 +10,10 @@ It (re)writes, deterministically:
       a narrow BiT: embedding_size 24, hidden_sizes [44, 72, 136, 264] (44 is rounded to 48 by transformers),
       depths [1, 2, 1, 1], num_groups 8 (3, 6, 9, 17, 33 ... channels per group), 10 labels, 64x64 input,
       seed 2. Weights committed (small), as for tiny.
+  tests/fixtures/odd/{config.json,preprocessor_config.json,model.safetensors,expected.json}
+      what else transformers runs: a stem width that is not a multiple of 8 (embedding_size 12), 4 groups (3
+      channels each in the stem), 5 stages, output_stride 8 (stages 3-5 keep stride 1: transformers sets a dilation
+      there that its pre-activation layer never passes to its convolutions), seed 5. Weights committed (small).
   tests/fixtures/r101/{config.json,preprocessor_config.json,expected.json}
       the BiT-R101x1 layout (depths [3, 4, 23, 3], default widths, embedding 64), 10 labels, 64x64 input, seed 3.
       Weights not committed: the Rust side regenerates them from the seed (per-tensor sha256 given).
@@ -44,7 +48,9 @@ Channel rules of transformers 5.24 models/bit/modeling_bit.py (checked below aga
     `mid_channels = make_div(out_channels * bottle_ratio)` with bottle_ratio 0.25 (BitStage's default). So
     mid = out / 4 only when out / 4 is a multiple of 8 that make_div keeps; e.g. out 40 -> 10 -> 16, 72 -> 18 -> 24.
   * stride 1 for stage 0, 2 for the others (`stride = 1 if stage_idx == 0 else 2`), on layer 0 only, on conv2 and
-    the projection; dilation stays 1 (current_stride is 4, 4, 8, 16 before the stages: never >= output_stride 32).
+    the projection, except once the stride so far (4 after the stem) has reached output_stride: then 1, and a
+    dilation that BitPreActivationBottleneckLayer never passes to its convolutions (with 4 stages and
+    output_stride 32, current_stride is 4, 4, 8, 16 before the stages: never reached).
   * the final norm and the classifier use hidden_sizes[-1] as is: BitModel
     `BitGroupNormActivation(config, num_channels=config.hidden_sizes[-1])`, BitForImageClassification
     `nn.Linear(config.hidden_sizes[-1], config.num_labels)`. The model runs only if make_div(hidden_sizes[-1] *
@@ -94,8 +100,7 @@ def rule_channels(cfg):
     prev, stages, current_stride = stem, [], 4
     for i, (depth, hidden) in enumerate(zip(cfg.depths, cfg.hidden_sizes)):
         out = make_div(hidden * cfg.width_factor)
-        stride = 1 if i == 0 else 2
-        assert current_stride < cfg.output_stride
+        stride = 1 if i == 0 or current_stride >= cfg.output_stride else 2
         stages.append({"hidden_size": hidden, "in": prev, "mid": make_div(out * 0.25), "out": out, "depth": depth,
                        "stride": stride, "dilation": 1})
         prev, current_stride = out, current_stride * stride
@@ -204,7 +209,7 @@ def result(name, desc, cfg, seed, model, channels, params, hashes, processor, ex
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "config": config_fields(cfg),
         "channels": channels,
-        "stage_sizes": mf.stage_sizes(SIZE),
+        "stage_sizes": mf.stage_sizes(SIZE, [st["stride"] for st in channels["stages"]]),
         "parameters": params,
         "tensor_sha256": hashes,
         "generator_samples": mf.generator_samples(seed, INPUT_SEED),
@@ -264,6 +269,24 @@ def make_narrow():
                   params, hashes, proc, {"transformers_rejects": rejects}, write_configs=False)
 
 
+def make_odd():
+    seed, out = 5, FIX / "odd"
+    cfg = make_config(embedding_size=12, hidden_sizes=[24, 40, 72, 136, 136], depths=[1, 1, 2, 1, 1], num_groups=4,
+                      output_stride=8)
+    model, channels, params, hashes = build(cfg, seed)
+    assert [st["stride"] for st in channels["stages"]] == [1, 2, 1, 1, 1]
+    model.save_pretrained(out, safe_serialization=True)
+    proc = tiny_processor()
+    proc.save_pretrained(out)
+    assert (out / "preprocessor_config.json").read_bytes() == (FIX / "tiny" / "preprocessor_config.json").read_bytes()
+    assert (out / "model.safetensors").stat().st_size < 1_000_000
+    model = BitForImageClassification.from_pretrained(out).eval()
+    for k, v in model.state_dict().items():
+        assert mf.sha256_f32(v.numpy()) == hashes[k], k
+    return result("odd", "odd BiT (config.json, model.safetensors in this folder)", cfg, seed, model, channels, params,
+                  hashes, proc, write_configs=False)
+
+
 def make_r101():
     seed = 3
     cfg = make_config(depths=[3, 4, 23, 3])
@@ -308,9 +331,9 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    which = sys.argv[1:] or ["narrow", "r101", "wide"]
+    which = sys.argv[1:] or ["narrow", "odd", "r101", "wide"]
     for name in which:
-        res = {"narrow": make_narrow, "r101": make_r101, "wide": make_wide}[name]()
+        res = {"narrow": make_narrow, "odd": make_odd, "r101": make_r101, "wide": make_wide}[name]()
         print(f"== {name}: {res['num_parameters']} parameters, channels {json.dumps(res['channels'])}")
         for k, v in res["inputs"].items():
             print(f"  {k:20s} top5 {v['top5']}  logits[:3] {[round(z, 5) for z in v['logits'][:3]]}"

@@ -356,15 +356,15 @@ def built_channels(model):
     return stem, outs
 
 
-def stage_sizes(size: int):
-    """Spatial sizes [stem, stage1..4] for an input of size x size (any size, not only multiples of 32):
+def stage_sizes(size: int, strides=(1, 2, 2, 2)):
+    """Spatial sizes [stem, stage1..] for an input of size x size (any size, not only multiples of 32):
     conv 7x7/2 pad 3 -> ceil(s/2); zero pad 1 + max pool 3x3/2 -> floor((s+2-3)/2)+1 = ceil(s/2);
-    stages 2-4: 3x3/2 pad 1 (and the 1x1/2 projection) -> ceil(s/2)."""
+    a stage of stride 2 (3x3/2 pad 1 and the 1x1/2 projection) -> ceil(s/2)."""
     s = (size - 1) // 2 + 1
     s = (s - 1) // 2 + 1
-    out = [s, s]
-    for _ in range(3):
-        s = (s - 1) // 2 + 1
+    out = [s]
+    for stride in strides:
+        s = (s - 1) // stride + 1
         out.append(s)
     return out
 
@@ -396,15 +396,15 @@ def run_model(model, x: torch.Tensor, cfg, model64):
             h.remove()
     captured["pooled"] = captured.pop("pooler")
     hs = out.hidden_states
-    assert len(hs) == 5, len(hs)
     n, _, hgt, wid = x.shape
     assert hgt == wid, x.shape
     stem_ch, outs = built_channels(model)
-    sizes = stage_sizes(hgt)
+    assert len(hs) == len(outs) + 1, len(hs)
+    sizes = stage_sizes(hgt, [stage.layers[0].conv2.stride[0] for stage in model.bit.encoder.stages])
     # hidden_states[0] is the input of stage 1 = the embedder output (conv 7x7/2, pad, max pool 3x3/2)
     assert tuple(hs[0].shape) == (n, stem_ch, sizes[0], sizes[0]), hs[0].shape
     assert torch.equal(hs[0], captured["embedder"])
-    for k in range(4):  # hidden_states[k + 1] = output of stage k + 1
+    for k in range(len(outs)):  # hidden_states[k + 1] = output of stage k + 1
         assert tuple(hs[k + 1].shape) == (n, outs[k], sizes[k + 1], sizes[k + 1]), hs[k + 1].shape
     logits = out.logits[0]
     captured64 = {}
@@ -421,7 +421,7 @@ def run_model(model, x: torch.Tensor, cfg, model64):
         "top5": [int(i) for i in torch.topk(logits, 5).indices],
         "stats": {
             "stem": stats(hs[0]),
-            **{f"stage{k}": stats(hs[k]) for k in range(1, 5)},
+            **{f"stage{k}": stats(hs[k]) for k in range(1, len(hs))},
             "norm": stats(captured["norm"]),
             "pooled": stats(captured["pooled"], with_values=True),
         },

@@ -5,7 +5,7 @@
 //! what was asked for. Each image's numbers are the same whatever batch it runs in.
 
 use super::device::{Format, Gpu};
-use super::kernels::{ConvWeights, Dispatch, Kernel, Kernels, Recording, Shape, Variant, HEAD_KERNELS};
+use super::kernels::{stored_channels, ConvWeights, Dispatch, Kernel, Kernels, Recording, Shape, Variant, HEAD_KERNELS};
 use crate::model::{Conv, GroupNorm, Network};
 use std::collections::BTreeMap;
 use crate::{bail, Result};
@@ -40,6 +40,9 @@ struct TapPoint {
     after: usize,
     buffer: wgpu::Buffer,
     elements: usize,
+    /// Its channels, and those stored (more where zero channels pad it: `stored_channels`).
+    channels: usize,
+    stored: usize,
 }
 
 pub struct GpuNetwork {
@@ -71,11 +74,12 @@ struct Graph {
     weights: Weights,
 }
 
-/// An activation buffer in use and the shape it holds.
+/// An activation buffer in use, the shape it holds and how many of its channels are the network's.
 #[derive(Clone, Copy)]
 struct Map {
     buffer: usize,
     shape: Shape,
+    channels: usize,
 }
 
 /// The buffers in rotation while the network is recorded.
@@ -110,12 +114,12 @@ impl GpuNetwork {
     /// The largest map of one image: the stem's output, or a block's inner or output map.
     fn largest_map(net: &Network) -> usize {
         let stem_size = net.stem.out_size(net.image_size);
-        let mut largest = stem_size * stem_size * net.stem.cout;
+        let mut largest = stem_size * stem_size * stored_channels(net.stem.cout);
         let mut s = (stem_size - 1) / 2 + 1;
         for block in net.stages.iter().flatten() {
-            largest = largest.max(s * s * block.conv1.cout);
+            largest = largest.max(s * s * stored_channels(block.conv1.cout));
             s = block.conv2.out_size(s);
-            largest = largest.max(s * s * block.conv3.cout);
+            largest = largest.max(s * s * stored_channels(block.conv3.cout));
         }
         largest.max(net.image_size * net.image_size * 4)
     }
@@ -127,7 +131,7 @@ impl GpuNetwork {
         for block in net.stages.iter().flatten() {
             let convs = block.downsample.iter().map(|d| (d, false)).chain([(&block.conv1, false), (&block.conv2, false), (&block.conv3, true)]);
             for (conv, residual) in convs {
-                kernels.push(variant.conv_kernel((conv.k, true, residual), conv.cin.next_multiple_of(4)));
+                kernels.push(variant.conv_kernel((conv.k, true, residual), stored_channels(conv.cin)));
             }
         }
         kernels
@@ -153,25 +157,24 @@ impl GpuNetwork {
         let mut rec = Recording::new(gpu, &kernels);
         let mut taps = Vec::new();
         let tap = |rec: &Recording, x: Map, taps: &mut Vec<TapPoint>| {
-            taps.push(TapPoint { after: rec.dispatches.len(), buffer: activations.buffers[x.buffer].clone(), elements: x.shape.elements() })
+            taps.push(TapPoint { after: rec.dispatches.len(), buffer: activations.buffers[x.buffer].clone(), elements: x.shape.elements(), channels: x.channels, stored: x.shape.c })
         };
         let buffer = |m: Map| &activations.buffers[m.buffer];
         // GroupNorm statistics into a fresh per-image affine buffer.
         let norm = |rec: &mut Recording, weights: &mut Weights, x: Map, gn: &GroupNorm, name: &str| -> Result<wgpu::Buffer> {
-            let gamma = weights.plain(gpu, &format!("{name}.weight"), &gn.weight, x.shape.c)?;
-            let beta = weights.plain(gpu, &format!("{name}.bias"), &gn.bias, x.shape.c)?;
+            let gamma = weights.plain(gpu, &format!("{name}.weight"), &gn.weight, x.channels)?;
+            let beta = weights.plain(gpu, &format!("{name}.bias"), &gn.bias, x.channels)?;
             let affine = gpu.zeroed(&format!("{name}.affine"), capacity * 2 * x.shape.c, Format::F32)?;
-            rec.gn_stats(buffer(x), x.shape, net.groups, &gamma, &beta, &affine, name)?;
+            rec.gn_stats(buffer(x), x.shape, x.channels, net.groups, &gamma, &beta, &affine, name)?;
             Ok(affine)
         };
 
         // Stem: 7x7 / 2 from the input (outside the rotation), then the padded max pool.
-        let stem_weights = weights.conv(gpu, "bit.embedder.convolution.weight", &net.stem, format)?;
-        let stem = Map { buffer: 0, shape: Shape { h: size, w: size, c: 4 } };
-        let stem_shape = rec.conv(&input, stem.shape, &stem_weights, None, None, buffer(stem), &dummy, "stem")?;
-        let stem = Map { buffer: 0, shape: stem_shape };
-        let pooled_shape = rec.max_pool(buffer(stem), stem.shape, &activations.buffers[1])?;
-        let mut x = Map { buffer: 1, shape: pooled_shape };
+        let stem_weights = weights.conv(gpu, "bit.embedder.convolution.weight", &net.stem, 4, format)?;
+        let rgb0 = Shape { h: size, w: size, c: 4 };
+        let stem_shape = rec.conv(&input, rgb0, &stem_weights, None, None, &activations.buffers[0], &dummy, "stem")?;
+        let pooled_shape = rec.max_pool(&activations.buffers[0], stem_shape, &activations.buffers[1])?;
+        let mut x = Map { buffer: 1, shape: pooled_shape, channels: net.stem.cout };
         tap(&rec, x, &mut taps);
 
         for (i, stage) in net.stages.iter().enumerate() {
@@ -181,25 +184,25 @@ impl GpuNetwork {
                 let shortcut = match &block.downsample {
                     Some(proj) => {
                         let label = format!("{name}.downsample.conv");
-                        let w = weights.conv(gpu, &format!("{label}.weight"), proj, format)?;
+                        let w = weights.conv(gpu, &format!("{label}.weight"), proj, x.shape.c, format)?;
                         let out = activations.free(&[x]);
                         let shape = rec.conv(buffer(x), x.shape, &w, Some(&pre), None, &activations.buffers[out], &dummy, &label)?;
-                        Map { buffer: out, shape }
+                        Map { buffer: out, shape, channels: proj.cout }
                     }
                     None => x,
                 };
-                let w1 = weights.conv(gpu, &format!("{name}.conv1.weight"), &block.conv1, format)?;
+                let w1 = weights.conv(gpu, &format!("{name}.conv1.weight"), &block.conv1, x.shape.c, format)?;
                 let b1 = activations.free(&[x, shortcut]);
-                let h1 = Map { buffer: b1, shape: rec.conv(buffer(x), x.shape, &w1, Some(&pre), None, &activations.buffers[b1], &dummy, &format!("{name}.conv1"))? };
+                let h1 = Map { buffer: b1, shape: rec.conv(buffer(x), x.shape, &w1, Some(&pre), None, &activations.buffers[b1], &dummy, &format!("{name}.conv1"))?, channels: block.conv1.cout };
                 let n2 = norm(&mut rec, &mut weights, h1, &block.norm2, &format!("{name}.norm2"))?;
-                let w2 = weights.conv(gpu, &format!("{name}.conv2.weight"), &block.conv2, format)?;
+                let w2 = weights.conv(gpu, &format!("{name}.conv2.weight"), &block.conv2, h1.shape.c, format)?;
                 let b2 = activations.free(&[h1, shortcut]);
-                let h2 = Map { buffer: b2, shape: rec.conv(buffer(h1), h1.shape, &w2, Some(&n2), None, &activations.buffers[b2], &dummy, &format!("{name}.conv2"))? };
+                let h2 = Map { buffer: b2, shape: rec.conv(buffer(h1), h1.shape, &w2, Some(&n2), None, &activations.buffers[b2], &dummy, &format!("{name}.conv2"))?, channels: block.conv2.cout };
                 let n3 = norm(&mut rec, &mut weights, h2, &block.norm3, &format!("{name}.norm3"))?;
-                let w3 = weights.conv(gpu, &format!("{name}.conv3.weight"), &block.conv3, format)?;
+                let w3 = weights.conv(gpu, &format!("{name}.conv3.weight"), &block.conv3, h2.shape.c, format)?;
                 let b3 = activations.free(&[h2, shortcut]);
                 let shape = rec.conv(buffer(h2), h2.shape, &w3, Some(&n3), Some(buffer(shortcut)), &activations.buffers[b3], &dummy, &format!("{name}.conv3"))?;
-                x = Map { buffer: b3, shape };
+                x = Map { buffer: b3, shape, channels: block.conv3.cout };
             }
             tap(&rec, x, &mut taps);
         }
@@ -280,8 +283,9 @@ impl Weights {
         Ok(())
     }
 
-    fn conv(&mut self, gpu: &Gpu, name: &str, conv: &Conv, format: Format) -> Result<ConvWeights> {
-        let w = ConvWeights::new(gpu, conv, format, name)?;
+    /// A convolution reading maps of `cin` stored channels.
+    fn conv(&mut self, gpu: &Gpu, name: &str, conv: &Conv, cin: usize, format: Format) -> Result<ConvWeights> {
+        let w = ConvWeights::new(gpu, conv, cin, format, name)?;
         let view = w.view();
         self.add(gpu, name, Slot::Conv(w), &conv.weight)?;
         Ok(view)
@@ -327,6 +331,13 @@ impl Weights {
         }
         *filled = true;
         Ok(())
+    }
+}
+
+impl TapPoint {
+    /// One image's map without the zero channels that pad it.
+    fn unpad(&self, map: &[f32]) -> Vec<f32> {
+        map.chunks_exact(self.stored).flat_map(|pixel| &pixel[..self.channels]).copied().collect()
     }
 }
 
@@ -472,7 +483,7 @@ impl GpuNetwork {
                 logits: logits[i * g.classes..][..g.classes].to_vec(),
                 pooled: pooled.as_ref().map(|p| p[i * g.features..][..g.features].to_vec()),
                 class_map: map.as_ref().map(|m| (m[map_words + i].to_bits() as usize, m[i * g.map_pixels..][..g.map_pixels].to_vec())),
-                taps: want.taps.then(|| g.taps.iter().zip(&taps).map(|(t, d)| d[i * t.elements..][..t.elements].to_vec()).collect()),
+                taps: want.taps.then(|| g.taps.iter().zip(&taps).map(|(t, d)| t.unpad(&d[i * t.elements..][..t.elements])).collect()),
             })
             .collect())
     }

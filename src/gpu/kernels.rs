@@ -385,49 +385,58 @@ impl Shape {
     }
 }
 
+/// Channels of an activation map as the GPU stores it: the convolution kernels write 8 output
+/// channels per invocation, so a width that is not a multiple of 8 (only a stem's
+/// embedding_size can be: transformers rounds every stage's widths to multiples of 8) gets
+/// zero channels up to the next one. Their weights are zero, so they stay zero, and GroupNorm
+/// statistics and consumers never read them.
+pub fn stored_channels(channels: usize) -> usize {
+    channels.next_multiple_of(8)
+}
+
 /// A convolution's weights on the GPU and its geometry.
 pub struct ConvWeights {
     pub k: usize,
     pub stride: usize,
     pub pad: usize,
-    /// Input channels as stored (3 becomes 4: the stem reads RGB as RGB0).
+    /// Input channels as stored (3 becomes 4: the stem reads RGB as RGB0; see [`stored_channels`]).
     pub cin: usize,
+    /// Output channels as stored ([`stored_channels`]).
     pub cout: usize,
-    /// Input channels of the weights as given.
+    /// Input and output channels of the weights as given.
     given_cin: usize,
+    given_cout: usize,
     format: Format,
     buffer: wgpu::Buffer,
 }
 
 impl ConvWeights {
-    /// A zeroed buffer for `conv`'s weights (in `format`), filled by [`Self::write`].
-    pub fn new(gpu: &Gpu, conv: &Conv, format: Format, label: &str) -> Result<Self> {
-        if conv.cout % 8 != 0 {
-            bail!(BadModel, "{label}: {} output channels; the GPU kernels need a multiple of 8", conv.cout);
+    /// A zeroed buffer for `conv`'s weights (in `format`) reading maps of `cin` stored channels,
+    /// filled by [`Self::write`].
+    pub fn new(gpu: &Gpu, conv: &Conv, cin: usize, format: Format, label: &str) -> Result<Self> {
+        if cin < conv.cin || !cin.is_multiple_of(4) {
+            bail!(BadModel, "{label}: {} input channels cannot be read from maps of {cin} channels", conv.cin);
         }
-        let cin = conv.cin.next_multiple_of(4);
-        let buffer = gpu.zeroed(label, conv.k * conv.k * cin * conv.cout, format)?;
-        Ok(ConvWeights { k: conv.k, stride: conv.stride, pad: conv.pad, cin, cout: conv.cout, given_cin: conv.cin, format, buffer })
+        let cout = stored_channels(conv.cout);
+        let buffer = gpu.zeroed(label, conv.k * conv.k * cin * cout, format)?;
+        Ok(ConvWeights { k: conv.k, stride: conv.stride, pad: conv.pad, cin, cout, given_cin: conv.cin, given_cout: conv.cout, format, buffer })
     }
 
     /// Values the weights take: `[k][k][cin][cout]` as given.
     pub fn len(&self) -> usize {
-        self.k * self.k * self.given_cin * self.cout
+        self.k * self.k * self.given_cin * self.given_cout
     }
 
-    /// Uploads `[k][k][cin][cout]` weights; a `cin` of 3 gets a zero 4th channel.
+    /// Uploads `[k][k][cin][cout]` weights, with zeros for the stored channels beyond the given ones.
     pub fn write(&self, gpu: &Gpu, weight: &[f32]) {
         assert_eq!(weight.len(), self.len(), "checked by the caller");
-        if self.cin == self.given_cin {
+        if (self.cin, self.cout) == (self.given_cin, self.given_cout) {
             return gpu.queue.write_buffer(&self.buffer, 0, &self.format.encode(weight));
         }
         let mut padded = vec![0.0f32; self.k * self.k * self.cin * self.cout];
-        for tap in 0..self.k * self.k {
-            for ci in 0..self.given_cin {
-                let from = (tap * self.given_cin + ci) * self.cout;
-                let to = (tap * self.cin + ci) * self.cout;
-                padded[to..to + self.cout].copy_from_slice(&weight[from..from + self.cout]);
-            }
+        for (row, from) in weight.chunks_exact(self.given_cout).enumerate() {
+            let (tap, ci) = (row / self.given_cin, row % self.given_cin);
+            padded[(tap * self.cin + ci) * self.cout..][..self.given_cout].copy_from_slice(from);
         }
         gpu.queue.write_buffer(&self.buffer, 0, &self.format.encode(&padded));
     }
@@ -444,7 +453,7 @@ impl ConvWeights {
 
 /// Uploads a convolution's weights (see [`ConvWeights`]).
 pub fn upload_conv(gpu: &Gpu, conv: &Conv, format: Format, label: &str) -> Result<ConvWeights> {
-    let weights = ConvWeights::new(gpu, conv, format, label)?;
+    let weights = ConvWeights::new(gpu, conv, conv.cin.next_multiple_of(4), format, label)?;
     if conv.weight.len() != weights.len() {
         bail!(BadModel, "{label}: {} weights, expected {}", conv.weight.len(), weights.len());
     }
@@ -531,12 +540,16 @@ impl<'a> Recording<'a> {
         Ok(Shape { h: oh, w: ow, c: w.cout })
     }
 
-    /// gn_stats.wgsl: GroupNorm statistics of `x` in `groups` groups, folded with `gamma` and
-    /// `beta` into a per-channel scale and shift per image (`affine`, 2 x c floats per image).
+    /// gn_stats.wgsl: GroupNorm statistics of the first `channels` channels of `x` in `groups`
+    /// groups, folded with `gamma` and `beta` into a per-channel scale and shift per image
+    /// (`affine`, 2 x `x.c` floats per image; those of the channels past `channels` are not written).
     #[allow(clippy::too_many_arguments)]
-    pub fn gn_stats(&mut self, src: &wgpu::Buffer, x: Shape, groups: usize, gamma: &wgpu::Buffer, beta: &wgpu::Buffer, affine: &wgpu::Buffer, label: &str) -> Result<()> {
+    pub fn gn_stats(&mut self, src: &wgpu::Buffer, x: Shape, channels: usize, groups: usize, gamma: &wgpu::Buffer, beta: &wgpu::Buffer, affine: &wgpu::Buffer, label: &str) -> Result<()> {
+        if channels > x.c || groups == 0 || !channels.is_multiple_of(groups) {
+            bail!(BadModel, "{label}: {channels} channels of {} do not split into {groups} groups", x.c);
+        }
         let eps = (crate::layers::GN_EPS as f32).to_bits();
-        let params = self.gpu.uniform(label, &[(x.h * x.w) as u32, x.c as u32, (x.c / groups) as u32, 0, eps, 0, 0, 0]);
+        let params = self.gpu.uniform(label, &[(x.h * x.w) as u32, x.c as u32, (channels / groups) as u32, 0, eps, 0, 0, 0]);
         let pipeline = self.kernels.pipeline(Kernel::GnStats)?;
         self.push("group norm statistics", &pipeline, &[&params, src, gamma, beta, affine], (groups as u32, 1));
         Ok(())
