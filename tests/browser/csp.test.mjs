@@ -1,6 +1,7 @@
 // The Content-Security-Policy: the page works whole under it (the model, its threads and their
 // workers, a classified photo, the heatmap: no violation reported anywhere), and an injected
-// inline script, an inline handler, eval and a script from another origin do not run; the same
+// inline script, an inline handler and a script from another origin do not run (eval is not
+// tried here: DevTools' evaluation, which the test drives the page with, is exempt); the same
 // holds on a static host that sends no header, from the policy index.html carries as a <meta>.
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -67,12 +68,6 @@ function tryToRun(page, otherOrigin) {
     const holder = document.createElement('div');
     holder.innerHTML = '<img src="data:," onerror="window.__ran.push(\'inline handler\')"><img src="x:y" onerror="window.__ran.push(\'inline handler 2\')">';
     document.body.append(holder);
-    try {
-      eval('window.__ran.push("eval")');
-    } catch {}
-    try {
-      new Function('window.__ran.push("Function")')();
-    } catch {}
     const remote = document.createElement('script');
     remote.src = `${otherOrigin}bit50-embed.js?remote`;
     const remoteDone = new Promise((r) => (remote.onload = remote.onerror = () => r()));

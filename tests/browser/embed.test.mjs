@@ -27,7 +27,7 @@ before(async () => {
   for (const f of ['embed-example.css', 'embed-example.js']) fs.copyFileSync(path.join(WWW, f), path.join(siteDir, f));
   // The host page's own policy: what docs/web.md says a page embedding the widget needs.
   const bit50 = new URL(bit50Host.url).origin;
-  const csp = `default-src 'self'; script-src 'self' ${bit50} 'wasm-unsafe-eval'; worker-src blob:; connect-src ${bit50}; img-src 'self' blob:`;
+  const csp = `default-src 'self'; script-src 'self' ${bit50} 'wasm-unsafe-eval'; worker-src blob: ${bit50}; connect-src ${bit50}; img-src 'self' blob:`;
   otherSite = await startServer({ root: siteDir, host: '127.0.0.1', csp });
   assert.notEqual(new URL(otherSite.url).origin, new URL(bit50Host.url).origin);
   browser = await launch();
