@@ -121,6 +121,8 @@ test('nothing is uploaded: photos dropped, pasted and taken with the camera make
     assert.ok(await waitModel(page), page.logs.join('\n'));
     await page.waitForFunction(() => navigator.serviceWorker.controller, null, { timeout: 30_000 }).catch(() => {});
     const start = { browser: requests.length, server: seen.length };
+    // The recorder sees the workers' requests too: the model's shard, fetched by the model's worker.
+    assert.ok(requests.some((r) => r.url.endsWith('.safetensors')), requests.map((r) => r.url).join('\n'));
 
     await dropFiles(page, [path.join(PHOTOS, 'cat.png'), path.join(PHOTOS, 'coffee.jpg')]);
     assert.ok((await cardResult(page, 'coffee.jpg')).done);
@@ -159,6 +161,10 @@ test('nothing is uploaded: photos dropped, pasted and taken with the camera make
     }
     // And over the whole visit, the server was only ever asked for files.
     assert.ok(seen.length > 10 && seen.every((r) => ['GET', 'HEAD'].includes(r.method) && !r.body), JSON.stringify(seen.filter((r) => r.method !== 'GET')));
+    // And it would have seen one: a sample photo, which the page fetches from its own site.
+    await page.locator('.sample[data-sample="camera-gray.png"]').click();
+    await cardResult(page, 'camera-gray.png');
+    assert.ok(requests.slice(start.browser).some((r) => r.url.endsWith('/samples/camera-gray.png')));
     console.log(`requests while classifying 5 photos: ${during.length} in the browser (${during.map((r) => new URL(r.url).pathname).join(', ') || 'none'}), ${seen.length - start.server} at the server`);
   } finally {
     await page.context().close();
