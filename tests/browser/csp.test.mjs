@@ -1,7 +1,7 @@
 // The Content-Security-Policy: the page works whole under it (the model, its threads and their
 // workers, a classified photo, the heatmap: no violation reported anywhere), and an injected
-// inline script, an inline handler and a script from another origin do not run (eval is not
-// tried here: DevTools' evaluation, which the test drives the page with, is exempt); the same
+// inline script, an inline handler, eval, new Function and a script from another origin do not
+// run; the same
 // holds on a static host that sends no header, from the policy index.html carries as a <meta>.
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,6 +65,14 @@ function tryToRun(page, otherOrigin) {
     const inline = document.createElement('script');
     inline.textContent = 'window.__ran.push("inline script")';
     document.head.append(inline);
+    // After an await: no longer inside DevTools' own evaluation, which the policy exempts.
+    await new Promise((r) => setTimeout(r, 0));
+    try {
+      eval('window.__ran.push("eval")');
+    } catch {}
+    try {
+      new Function('window.__ran.push("Function")')();
+    } catch {}
     const holder = document.createElement('div');
     holder.innerHTML = '<img src="data:," onerror="window.__ran.push(\'inline handler\')"><img src="x:y" onerror="window.__ran.push(\'inline handler 2\')">';
     document.body.append(holder);
