@@ -1,8 +1,8 @@
 // The Content-Security-Policy: the page works whole under it (the model, its threads and their
 // workers, a classified photo, the heatmap: no violation reported anywhere), and an injected
 // inline script, an inline handler, eval, new Function and a script from another origin do not
-// run; the same
-// holds on a static host that sends no header, from the policy index.html carries as a <meta>.
+// run; the same holds on a static host that sends no header, from the policy index.html carries
+// as a <meta>.
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
