@@ -37,13 +37,16 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-/** A small JPEG of an image for the thumbnails; null when the browser cannot decode it, or
- * when its header says it has more than `maxPixels` (never decoded: it may be a decompression bomb). */
+/** A small JPEG of an image for the thumbnails; null when the browser cannot decode it. One
+ * whose header says it has more than `maxPixels` is refused undecoded (it may be a decompression
+ * bomb). */
 async function thumbnail(blob, maxPixels, side = 160) {
+  const size = await headerSize(blob);
+  if (size && size.width * size.height > maxPixels) {
+    throw Object.assign(new Error(`${blob.name || 'photo'}: image is ${size.width}x${size.height} (its ${size.format} header says), over the limit of ${maxPixels} pixels`), { code: 'too-large' });
+  }
   let bitmap;
   try {
-    const size = await headerSize(blob);
-    if (size && size.width * size.height > maxPixels) return null;
     bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' });
   } catch {
     return null;

@@ -171,3 +171,14 @@ test('a 20000x20000 PNG, a PNG bomb and forged JPEG, GIF, WebP and BMP headers a
   assert.ok(r.done, r.state);
   expectSameTop(r.top, nativeClassify(path.join(PHOTOS, 'cat.png')).top, { probTol: 1e-4 });
 });
+
+test('a PNG bomb added to one of your own classes is refused by name, and the class stays empty', async () => {
+  await page.locator('#new-class-name').fill('bombs');
+  await page.locator('#new-class-name').press('Enter');
+  await page.locator('.class-card[data-class="bombs"]').waitFor();
+  await dropFiles(page, [{ name: 'bomb.png', type: 'image/png', bytes: png(100000, 100000, { rows: 16 }) }], '.class-card[data-class="bombs"]');
+  await page.waitForFunction(() => [...document.querySelectorAll('#messages .message')].some((m) => /bomb\.png/.test(m.textContent)), null, { timeout: 60_000 });
+  const text = await page.evaluate(() => [...document.querySelectorAll('#messages .message')].map((m) => m.textContent).find((t) => /bomb\.png/.test(t)));
+  assert.match(text, /^bombs: File too large\. bomb\.png: image is 100000x100000 \(its PNG header says\), over the limit of 64000000 pixels/);
+  assert.equal(await page.locator('.class-card[data-class="bombs"] img').count(), 0);
+});
