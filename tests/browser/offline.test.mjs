@@ -87,14 +87,17 @@ test('a second visit works with the network off: the page, the model, a dropped 
   try {
     await waitModel(page);
     await until(page, () => navigator.serviceWorker.controller && navigator.serviceWorker.ready.then(() => true));
+    // Offline, and the server gone too: Chromium 148 under Playwright 1.65 does not apply the
+    // offline emulation to a worker started after the reload (the model's worker fetched the
+    // manifest from the server), nor to navigator.onLine in the document the service worker served.
     await page.context().setOffline(true);
+    await server.close();
     await page.reload();
     const info = await waitModel(page);
     assert.equal(info?.fromCache, true, 'the weights came from the Cache Storage');
     await dropFiles(page, [path.join(PHOTOS, 'cat.png')]);
     const r = await cardResult(page, 'cat.png');
     assert.ok(r.done, r.state);
-    assert.equal(await page.evaluate(() => navigator.onLine), false);
   } finally {
     await page.context().close();
     await server.close();
