@@ -7,8 +7,10 @@
 // models and the embed script load from other origins, no directory listings, and nothing
 // outside the root. The pages are cross-origin isolated (COOP same-origin, COEP require-corp:
 // the CPU path's threads need SharedArrayBuffer), and every file may be embedded by isolated
-// pages elsewhere (CORP cross-origin); --no-isolation leaves COOP and COEP out.
-// As a module: `startServer({root, port, mounts, isolation, intercept})` resolves
+// pages elsewhere (CORP cross-origin); --no-isolation leaves COOP and COEP out. Every response
+// carries the Content-Security-Policy below (index.html repeats it in a <meta> for hosts that
+// cannot send headers).
+// As a module: `startServer({root, port, mounts, isolation, intercept, csp})` resolves
 // `{url, port, requests, close()}`; `requests` lists every path served or refused;
 // `intercept(req, res, pathname)` may answer a request itself (returns true), for tests.
 import http from 'node:http';
@@ -35,11 +37,30 @@ const TYPES = {
   '.webmanifest': 'application/manifest+json',
 };
 
-export function startServer({ root = 'www', port = 0, host = '127.0.0.1', mounts = {}, quiet = true, isolation = true, intercept = null } = {}) {
+/**
+ * No inline script and no script from another origin; WebAssembly compiles ('wasm-unsafe-eval');
+ * workers start from blob: URLs (bit50.js, lib/threads.js: so that the module works from another
+ * origin); connect-src * because a model may come from any origin (?model=URL); thumbnails are
+ * blob: and data: images. docs/web.md says what a page embedding the widget needs.
+ */
+export const CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "worker-src 'self' blob:",
+  'connect-src *',
+  "img-src 'self' blob: data:",
+  "style-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+].join('; ');
+
+export function startServer({ root = 'www', port = 0, host = '127.0.0.1', mounts = {}, quiet = true, isolation = true, intercept = null, csp = CSP } = {}) {
   const roots = [...Object.entries(mounts).map(([prefix, dir]) => [prefix, path.resolve(dir)]), ['/', path.resolve(root)]];
   const requests = [];
   const server = http.createServer((req, res) => {
     const headers = { 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-cache', 'Cross-Origin-Resource-Policy': 'cross-origin' };
+    if (csp) headers['Content-Security-Policy'] = csp;
     if (isolation) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' });
     let pathname;
     try {

@@ -1,6 +1,8 @@
 // The demo page: load a model, classify dropped / picked / pasted photos and camera frames.
 import { load, drawHeatmap, caveat, Bit50Error } from './bit50.js';
 import { initCustomClasses } from './custom-classes.js';
+import { headerSize } from './lib/image-header.js';
+import { DEFAULT_LIMITS } from './lib/images.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -233,7 +235,7 @@ function newCard(file) {
   card.querySelector('.name').textContent = name;
   card.setAttribute('aria-label', name);
   card.classList.add('waiting');
-  createImageBitmap(file, { imageOrientation: 'from-image' }).then(
+  thumbnailBitmap(file).then(
     (bitmap) => {
       drawThumb(card.querySelector('.photo'), bitmap);
       bitmap.close();
@@ -241,6 +243,17 @@ function newCard(file) {
     () => card.querySelector('.thumb').classList.add('broken'),
   );
   return card;
+}
+
+/**
+ * The photo decoded for its thumbnail, unless its header says it is over the pixel limit (the
+ * worker refuses it from its header too: a decompression bomb is never decoded).
+ */
+async function thumbnailBitmap(file) {
+  const size = await headerSize(file);
+  const max = (model?.info.limits ?? DEFAULT_LIMITS).max_pixels;
+  if (size && size.width * size.height > max) throw new Error('no thumbnail');
+  return createImageBitmap(file, { imageOrientation: 'from-image' });
 }
 
 function fillCard(card, file, result) {

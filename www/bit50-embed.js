@@ -46,6 +46,11 @@ ol.custom .bar span { background: #17803d; }
 .vh { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 `;
 
+// A constructed style sheet: a page whose CSP allows no inline style still styles the widget
+// (a <style> element only where constructed sheets are missing: Safari before 16.4).
+const SHEET = 'adoptedStyleSheets' in Document.prototype ? new CSSStyleSheet() : null;
+SHEET?.replaceSync(STYLE);
+
 class Bit50Classifier extends HTMLElement {
   static get observedAttributes() {
     return ['model', 'head'];
@@ -54,7 +59,8 @@ class Bit50Classifier extends HTMLElement {
   constructor() {
     super();
     const root = this.attachShadow({ mode: 'open' });
-    root.innerHTML = `<style>${STYLE}</style>
+    if (SHEET) root.adoptedStyleSheets = [SHEET];
+    root.innerHTML = `${SHEET ? '' : `<style>${STYLE}</style>`}
       <div class="box" part="dropzone">
         <p class="status" part="status" aria-live="polite">Loading the model…</p>
         <p class="notice" part="notice" hidden></p>

@@ -222,6 +222,7 @@ async function loadModel({ url, backend = 'auto', batch = 4, threads = 1 }, onPr
     info.adapter = describeAdapter(info.adapter);
   }
   info.wasm = WASM_SIMD;
+  info.limits = JSON.parse(api.limits()); // the pages draw no thumbnail of a photo over them
   info.threads = gotThreads;
   if (gotThreads < threads) info.threadsReason = threadsWhy;
   return {

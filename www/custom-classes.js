@@ -9,6 +9,8 @@
 // ready, and uses head / showResult / showLive; index.html holds the empty
 // <section id="custom-classes">. The camera snapshot uses the page's #video and #camera-start.
 import { ClassStore } from './lib/class-store.js';
+import { headerSize } from './lib/image-header.js';
+import { DEFAULT_LIMITS } from './lib/images.js';
 
 /** Photos the page keeps, over all classes (each is stored in this browser). */
 const MAX_PHOTOS = 1000;
@@ -35,8 +37,14 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-/** A small JPEG of an image for the thumbnails; null when the browser cannot decode it. */
-async function thumbnail(blob, side = 160) {
+/** A small JPEG of an image for the thumbnails; null when the browser cannot decode it. One
+ * whose header says it has more than `maxPixels` is refused undecoded (it may be a decompression
+ * bomb). */
+async function thumbnail(blob, maxPixels, side = 160) {
+  const size = await headerSize(blob);
+  if (size && size.width * size.height > maxPixels) {
+    throw Object.assign(new Error(`${blob.name || 'photo'}: image is ${size.width}x${size.height} (its ${size.format} header says), over the limit of ${maxPixels} pixels`), { code: 'too-large' });
+  }
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' });
@@ -219,7 +227,7 @@ class CustomClasses {
       const example = { id: crypto.randomUUID(), classId: cls.id, name, added: Date.now() + added, features: null };
       try {
         if (this.model) example.features = await this.embed(file);
-        example.thumb = await thumbnail(file);
+        example.thumb = await thumbnail(file, (this.model?.info.limits ?? DEFAULT_LIMITS).max_pixels);
         if (!example.thumb) throw Object.assign(new Error(`${name}: not an image this browser can decode`), { code: 'not-image' });
         example.blob = await storable(file);
         await this.store.putExample(example);

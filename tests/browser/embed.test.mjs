@@ -24,7 +24,11 @@ before(async () => {
     .replace('model="models/bit-50/"', `model="${bit50Host.url}${TINY}"`);
   assert.ok(html.includes(`${bit50Host.url}bit50-embed.js`) && html.includes(`${bit50Host.url}${TINY}`), 'embed-example.html changed: update this test');
   fs.writeFileSync(path.join(siteDir, 'index.html'), html);
-  otherSite = await startServer({ root: siteDir, host: '127.0.0.1' });
+  for (const f of ['embed-example.css', 'embed-example.js']) fs.copyFileSync(path.join(WWW, f), path.join(siteDir, f));
+  // The host page's own policy: what docs/web.md says a page embedding the widget needs.
+  const bit50 = new URL(bit50Host.url).origin;
+  const csp = `default-src 'self'; script-src 'self' ${bit50} 'wasm-unsafe-eval'; worker-src blob: ${bit50}; connect-src ${bit50}; img-src 'self' blob:`;
+  otherSite = await startServer({ root: siteDir, host: '127.0.0.1', csp });
   assert.notEqual(new URL(otherSite.url).origin, new URL(bit50Host.url).origin);
   browser = await launch();
   page = await openPage(browser, otherSite.url);
@@ -45,6 +49,8 @@ test('the widget loads from another origin and becomes ready', async () => {
   const status = await page.evaluate(() => document.querySelector('bit50-classifier').shadowRoot.querySelector('.status').textContent);
   // On SwiftShader (a software adapter) the widget keeps whichever path it measured faster.
   assert.match(status, /Ready \((WebGPU|CPU)\)/, page.logs.join('\n'));
+  // Styled under a policy that allows no inline style.
+  assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector('bit50-classifier').shadowRoot.querySelector('.box')).borderStyle), 'dashed');
 });
 
 test('a photo dropped on the widget shows a result and fires the prediction event', async () => {
@@ -61,5 +67,8 @@ test('a photo dropped on the widget shows a result and fires the prediction even
   assert.match(await page.locator('#log').textContent(), /prediction: cat\.png -> class/);
   const shown = await page.evaluate(() => document.querySelector('bit50-classifier').shadowRoot.querySelectorAll('.result li').length);
   assert.equal(shown, 3);
+  // The photo beside its results is a blob: image, which the host's policy allows.
+  assert.equal(await page.evaluate(() => document.querySelector('bit50-classifier').shadowRoot.querySelector('.result img').naturalWidth > 0), true);
+  assert.deepEqual(page.logs.filter((l) => /CSP violation/.test(l)), [], 'the widget broke the policy the docs give');
   saveArtifact('embed-example.png', await page.screenshot({ fullPage: true }));
 });

@@ -196,26 +196,26 @@ test('bad examples and bad head files reject with a clear message, and the head 
   assert.equal(r.stillWorks, 'red');
 });
 
-/** The page's own wasm module (the worker's code), with the .npy fixtures. */
+/** The page's own wasm module (the worker's code), with the .npy fixtures. (`fn` is evaluated as
+ * text by DevTools, not by `new Function` in the page, which the page's CSP forbids.) */
 async function withFixtures(fn, arg) {
-  return page.evaluate(
-    async ([fnText, arg]) => {
-      const wasm = await import('./pkg/bit50.js');
-      await wasm.default();
-      const npy = async (name) => {
-        const buf = await (await fetch(`/head-fixtures/${name}`)).arrayBuffer();
-        const view = new DataView(buf);
-        const headerLen = view.getUint16(8, true);
-        const header = new TextDecoder().decode(new Uint8Array(buf, 10, headerLen));
-        const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
-        const data = header.includes("'<f8'") ? Float64Array.from(new Float64Array(buf.slice(10 + headerLen))) : new Float32Array(buf.slice(10 + headerLen));
-        return { shape, data };
-      };
-      const expected = await (await fetch('/head-fixtures/expected.json')).json();
-      return new Function('wasm', 'npy', 'expected', 'arg', `return (${fnText})(wasm, npy, expected, arg);`)(wasm, npy, expected, arg);
-    },
-    [fn.toString(), arg],
-  );
+  await page.evaluate(async () => {
+    if (window.__fixtures) return;
+    const wasm = await import('./pkg/bit50.js');
+    await wasm.default();
+    const npy = async (name) => {
+      const buf = await (await fetch(`/head-fixtures/${name}`)).arrayBuffer();
+      const view = new DataView(buf);
+      const headerLen = view.getUint16(8, true);
+      const header = new TextDecoder().decode(new Uint8Array(buf, 10, headerLen));
+      const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
+      const data = header.includes("'<f8'") ? Float64Array.from(new Float64Array(buf.slice(10 + headerLen))) : new Float32Array(buf.slice(10 + headerLen));
+      return { shape, data };
+    };
+    const expected = await (await fetch('/head-fixtures/expected.json')).json();
+    window.__fixtures = { wasm, npy, expected };
+  });
+  return page.evaluate(`(${fn.toString()})(__fixtures.wasm, __fixtures.npy, __fixtures.expected, ${JSON.stringify(arg ?? null)})`);
 }
 
 test("the browser's fit matches scikit-learn on the committed embeddings (as natively)", async () => {

@@ -56,7 +56,7 @@ before(async () => {
   // The same network stored in int8: another model, with other features.
   bit50Cli(['convert', path.join(ROOT, 'tests/fixtures/tiny'), '--out', path.join(dir, 'int8'), '--dtype', 'int8']);
   server = await serve({ '/photos/': PHOTOS, '/int8/': path.join(dir, 'int8') });
-  otherSite = await startServer({ root: siteDir });
+  otherSite = await startServer({ root: siteDir, csp: null }); // a site with no policy of its own
   browser = await launch({ camera: true });
   page = await openPage(browser, `${server.url}index.html?model=${TINY}`, { permissions: ['camera'] });
   page.on('dialog', (d) => d.accept());
@@ -143,6 +143,7 @@ test('the head is exported as one small file and shown by the widget on another 
     .replace('src="bit50-embed.js"', `src="${server.url}bit50-embed.js"`)
     .replace('model="models/bit-50/"', `model="${server.url}${TINY}" head="my-head.json"`);
   fs.writeFileSync(path.join(siteDir, 'index.html'), html);
+  for (const f of ['embed-example.css', 'embed-example.js']) fs.copyFileSync(path.join(WWW, f), path.join(siteDir, f));
   const site = await openPage(browser, otherSite.url);
   await site.waitForFunction(() => /your classes: red, blue|Cannot/.test(document.querySelector('bit50-classifier')?.shadowRoot?.querySelector('.status').textContent), null, { timeout: 60_000 });
   assert.match(await site.evaluate(() => document.querySelector('bit50-classifier').shadowRoot.querySelector('.status').textContent), /^Ready \((CPU|WebGPU)\), with your classes: red, blue$/);

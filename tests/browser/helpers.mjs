@@ -53,10 +53,12 @@ export function serve(mounts = {}, { root = WWW, ...options } = {}) {
   return startServer({ root, mounts, ...options });
 }
 
-/** A page that records console errors; fails loudly on uncaught page errors. */
+/** A page that records console errors, uncaught page errors and Content-Security-Policy
+ * violations ('CSP violation: directive URL') in page.logs. */
 export async function openPage(browser, url, { permissions = [] } = {}) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   if (permissions.length) await context.grantPermissions(permissions);
+  await context.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.effectiveDirective} ${e.blockedURI}`)));
   const page = await context.newPage();
   page.logs = [];
   page.on('console', (m) => page.logs.push(`${m.type()}: ${m.text()}`));

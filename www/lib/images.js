@@ -1,10 +1,13 @@
 // Image input in the worker: every supported kind of input becomes RGBA pixels, checked
 // against the limits the wasm module exports (so they are written in one place, in Rust).
 import { CodedError } from './errors.js';
+import { headerSize } from './image-header.js';
 
 /** Files larger than this are refused before decoding. */
 const MAX_FILE_BYTES = 50 * 1024 * 1024;
-let limits = { max_pixels: 64_000_000, min_side: 1 };
+/** The limits until the wasm module gives its own (and for pages with no model loaded). */
+export const DEFAULT_LIMITS = { max_pixels: 64_000_000, min_side: 1 };
+let limits = DEFAULT_LIMITS;
 
 /** The wasm module's `limits()`, once it is loaded. */
 export function setLimits(json) {
@@ -55,6 +58,11 @@ export async function toRGBA(image) {
     if (blob.size === 0) throw new CodedError('not-image', `${name}: empty file, not an image`);
     if (blob.size > MAX_FILE_BYTES) throw new CodedError('too-large', `${name}: ${(blob.size / 1048576).toFixed(1)} MB is over the ${MAX_FILE_BYTES / 1048576} MB limit`);
     if (blob.type && !blob.type.startsWith('image/')) throw new CodedError('not-image', `${name}: not an image (${blob.type})`);
+    // From the header, before the browser decodes (and allocates) a single pixel.
+    const size = await headerSize(blob);
+    if (size && size.width * size.height > limits.max_pixels) {
+      throw new CodedError('too-large', `${name}: image is ${size.width}x${size.height} (its ${size.format} header says), over the limit of ${limits.max_pixels} pixels`);
+    }
     await checkComplete(blob, name);
     try {
       bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' });

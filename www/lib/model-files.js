@@ -22,8 +22,10 @@ async function fetchOrFail(url, what) {
   try {
     res = await fetch(url, { cache: 'no-cache' });
   } catch (err) {
+    // The browser does not say which (a page may not learn more of another origin).
     const offline = self.navigator.onLine === false ? ' (this device is offline)' : '';
-    throw new CodedError('network', `${what} ${url}: cannot be fetched${offline} (${err.message}); is the server up and does it allow CORS?`);
+    const why = new URL(url).origin === self.location.origin ? 'is the server up?' : 'the server is down, or it sends no CORS header (Access-Control-Allow-Origin) that lets this page read it';
+    throw new CodedError('network', `${what} ${url}: cannot be fetched${offline} (${err.message}): ${why}`);
   }
   if (!res.ok) {
     const code = res.status === 404 ? 'not-found' : 'network';
@@ -65,6 +67,15 @@ async function readBody(res, expected, url, onChunk) {
     onChunk(value.length);
   }
   return n === buf.length ? buf : buf.slice(0, n);
+}
+
+/** An HTML page where a shard was expected (a host that answers a missing file with a web page
+ * and status 200). Asked only of bytes that failed their checksum: a good shard served with a
+ * wrong Content-Type still loads. A safetensors file starts with its header's length (8 bytes,
+ * little-endian), never with these characters. */
+function isHtml(res, bytes) {
+  const start = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart().toLowerCase();
+  return /^text\/html\b/i.test(res.headers.get('Content-Type') || '') || /^<(!doctype|html|head|body|!--)/.test(start);
 }
 
 // A shard's sha256 by WebCrypto (native code; hashing 50 MB in WebAssembly takes 1.5 s),
@@ -138,12 +149,18 @@ export async function fetchShards(manifestUrl, meta, addShard, onProgress) {
     }
     const res = await fetchOrFail(shardUrl, 'weights shard');
     const before = done;
-    const bytes = await readBody(res, shard.bytes, shardUrl, (n) => {
+    let bytes = new Uint8Array(0);
+    // Bytes that fail their checksum because they are a web page are said to be one.
+    const webPage = (err) => {
+      if (err.code !== 'checksum' || !isHtml(res, bytes)) throw err;
+      throw new CodedError('not-found', `weights shard ${shardUrl}: the server sent a web page (${res.headers.get('Content-Type') || 'HTML'}), not the shard: a host's "not found" page? Is the model URL right?`);
+    };
+    bytes = await readBody(res, shard.bytes, shardUrl, (n) => {
       done += n;
       report(shard.file, false);
-    });
+    }).catch(webPage);
     done = before + shard.bytes;
-    await addShard(i, bytes, shardUrl, await sha256(bytes));
+    await addShard(i, bytes, shardUrl, await sha256(bytes)).catch(webPage);
     try {
       if (!cache) throw new Error('the Cache Storage is not available here');
       await cache.put(key, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
