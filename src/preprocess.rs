@@ -32,7 +32,7 @@ pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
         jpeg::Outcome::Decoded(img) => Some(img),
         jpeg::Outcome::Truncated => bail!(DamagedImage, "{source}: truncated JPEG (the data ends before the image does)"),
         jpeg::Outcome::Broken(why) => bail!(DamagedImage, "{source}: corrupt JPEG, broken data stream ({why})"),
-        jpeg::Outcome::NotRgb => None,
+        jpeg::Outcome::NotJpeg => None,
     };
     #[cfg(target_arch = "wasm32")]
     let decoded = None;
@@ -51,9 +51,11 @@ pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
 ///   (PIL's default, `LOAD_TRUNCATED_IMAGES = False`);
 /// - but not libjpeg's warnings about corrupt entropy-coded data (bad Huffman codes, stray or
 ///   wrong restart markers): PIL ignores them and classifies whatever libjpeg decoded, so do we.
+/// CMYK and YCCK JPEGs come out as CMYK and convert to RGB as PIL converts them.
 #[cfg(not(target_arch = "wasm32"))]
 mod jpeg {
-    use mozjpeg_sys::{jpeg_common_struct, JERR_CONVERSION_NOTIMPL, JWRN_JPEG_EOF};
+    use mozjpeg::ColorSpace;
+    use mozjpeg_sys::{jpeg_common_struct, JWRN_JPEG_EOF};
     use std::cell::Cell;
     use std::os::raw::c_int;
 
@@ -62,8 +64,7 @@ mod jpeg {
         Truncated,
         /// libjpeg's message for a fatal error.
         Broken(String),
-        /// A JPEG libjpeg does not turn into RGB (CMYK, YCCK): left to the `image` crate.
-        NotRgb,
+        NotJpeg,
     }
 
     // Set when the data ran out: mozjpeg's source then feeds libjpeg a fake EOI and warns JWRN_JPEG_EOF.
@@ -78,22 +79,20 @@ mod jpeg {
 
     extern "C-unwind" fn on_fatal(cinfo: &mut jpeg_common_struct) {
         // SAFETY: as above; format_message writes at most JMSG_LENGTH_MAX (80) bytes, NUL included.
-        let (code, text) = unsafe {
-            let err = &*cinfo.err;
-            let mut buffer = [0u8; 80];
-            if let Some(format) = err.format_message {
+        let mut buffer = [0u8; 80];
+        unsafe {
+            if let Some(format) = (*cinfo.err).format_message {
                 let format: unsafe extern "C-unwind" fn(&mut jpeg_common_struct, &mut [u8; 80]) = std::mem::transmute(format);
                 format(cinfo, &mut buffer);
             }
-            let text = buffer.split(|&b| b == 0).next().unwrap_or_default();
-            ((*cinfo.err).msg_code, String::from_utf8_lossy(text).into_owned())
-        };
-        std::panic::resume_unwind(Box::new((code, text)));
+        }
+        let text = buffer.split(|&b| b == 0).next().unwrap_or_default();
+        std::panic::resume_unwind(Box::new(String::from_utf8_lossy(text).into_owned()));
     }
 
     pub fn decode(bytes: &[u8]) -> Outcome {
         if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            return Outcome::NotRgb;
+            return Outcome::NotJpeg;
         }
         ENDED_EARLY.with(|e| e.set(false));
         let result = std::panic::catch_unwind(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
@@ -102,11 +101,13 @@ mod jpeg {
             unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
             err.error_exit = Some(on_fatal);
             err.emit_message = Some(on_message);
-            let mut started = mozjpeg::Decompress::with_err(err).from_mem(bytes)?.rgb()?;
+            let header = mozjpeg::Decompress::with_err(err).from_mem(bytes)?;
+            let cmyk = matches!(header.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
+            let mut started = if cmyk { header.to_colorspace(ColorSpace::JCS_CMYK)? } else { header.rgb()? };
             let (w, h) = (started.width(), started.height());
             let pixels = started.read_scanlines::<u8>()?;
             started.finish()?;
-            Ok((w, h, pixels))
+            Ok((w, h, if cmyk { cmyk_to_rgb_like_pil(&pixels) } else { pixels }))
         });
         if ENDED_EARLY.with(Cell::get) {
             return Outcome::Truncated;
@@ -117,12 +118,26 @@ mod jpeg {
                 None => Outcome::Broken("fewer scanlines than the header says".into()),
             },
             Ok(Err(e)) => Outcome::Broken(e.to_string()),
-            Err(payload) => match payload.downcast::<(c_int, String)>() {
-                Ok(fatal) if fatal.0 == JERR_CONVERSION_NOTIMPL as c_int => Outcome::NotRgb,
-                Ok(fatal) => Outcome::Broken(fatal.1),
+            Err(payload) => match payload.downcast::<String>() {
+                Ok(message) => Outcome::Broken(*message),
                 Err(_) => Outcome::Broken("libjpeg failed".into()),
             },
         }
+    }
+
+    /// PIL reads a 4-channel JPEG as Adobe's inverted CMYK ("CMYK;I", whatever the markers say),
+    /// then Convert.c's cmyk2rgb: `nk = 255 - k`, `r = nk - c * nk / 255` (rounded as MULDIV255).
+    fn cmyk_to_rgb_like_pil(cmyk: &[u8]) -> Vec<u8> {
+        let muldiv255 = |a: u32, b: u32| {
+            let t = a * b + 128;
+            ((t >> 8) + t) >> 8
+        };
+        cmyk.chunks_exact(4)
+            .flat_map(|p| {
+                let nk = p[3] as u32; // 255 - (255 - k): the stored value is inverted
+                [0, 1, 2].map(|c| (nk - muldiv255(255 - p[c] as u32, nk)) as u8)
+            })
+            .collect()
     }
 }
 
