@@ -5,6 +5,7 @@
 
 use crate::config::PreprocessorConfig;
 use crate::{bail, Context, ErrorKind, Result, WithKind};
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use std::io::Cursor;
 
@@ -17,31 +18,28 @@ pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
     if bytes.is_empty() {
         bail!(NotImage, "{source}: empty file, not an image");
     }
+    #[cfg(not(target_arch = "wasm32"))]
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return jpeg::decode(bytes, source);
+    }
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().context(|| format!("{source}: cannot read")).kind(ErrorKind::NotImage)?;
     if reader.format().is_none() {
         bail!(NotImage, "{source}: not an image (expected JPEG, PNG, WebP, GIF or BMP)");
     }
     let mut decoder = reader.into_decoder().context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?;
     let (w, h) = decoder.dimensions();
-    if w as u64 * h as u64 > MAX_PIXELS {
-        bail!(TooLarge, "{source}: image is {w}x{h}, over the limit of {MAX_PIXELS} pixels");
-    }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    #[cfg(not(target_arch = "wasm32"))]
-    let decoded = match jpeg::decode(bytes) {
-        jpeg::Outcome::Decoded(img) => Some(img),
-        jpeg::Outcome::Truncated => bail!(DamagedImage, "{source}: truncated JPEG (the data ends before the image does)"),
-        jpeg::Outcome::Broken(why) => bail!(DamagedImage, "{source}: corrupt JPEG, broken data stream ({why})"),
-        jpeg::Outcome::NotJpeg => None,
-    };
-    #[cfg(target_arch = "wasm32")]
-    let decoded = None;
-    let mut img = match decoded {
-        Some(rgb) => DynamicImage::ImageRgb8(rgb),
-        None => DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?,
-    };
+    check_size(w as u64, h as u64, source)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?;
     img.apply_orientation(orientation);
     Ok(to_rgb_like_pil(img))
+}
+
+fn check_size(width: u64, height: u64, source: &str) -> Result<()> {
+    if width * height > MAX_PIXELS {
+        bail!(TooLarge, "{source}: image is {width}x{height}, over the limit of {MAX_PIXELS} pixels");
+    }
+    Ok(())
 }
 
 /// JPEG through libjpeg-turbo's decoder (mozjpeg), the one PIL uses, for identical pixels, and
@@ -54,18 +52,13 @@ pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
 /// CMYK and YCCK JPEGs come out as CMYK and convert to RGB as PIL converts them.
 #[cfg(not(target_arch = "wasm32"))]
 mod jpeg {
-    use mozjpeg::ColorSpace;
+    use crate::{bail, Result};
+    use image::metadata::Orientation;
+    use image::{DynamicImage, RgbImage};
+    use mozjpeg::{ColorSpace, Marker};
     use mozjpeg_sys::{jpeg_common_struct, JWRN_JPEG_EOF};
     use std::cell::Cell;
     use std::os::raw::c_int;
-
-    pub enum Outcome {
-        Decoded(image::RgbImage),
-        Truncated,
-        /// libjpeg's message for a fatal error.
-        Broken(String),
-        NotJpeg,
-    }
 
     // Set when the data ran out: mozjpeg's source then feeds libjpeg a fake EOI and warns JWRN_JPEG_EOF.
     thread_local!(static ENDED_EARLY: Cell<bool> = const { Cell::new(false) });
@@ -90,39 +83,53 @@ mod jpeg {
         std::panic::resume_unwind(Box::new(String::from_utf8_lossy(text).into_owned()));
     }
 
-    pub fn decode(bytes: &[u8]) -> Outcome {
-        if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            return Outcome::NotJpeg;
-        }
+    struct Read {
+        width: usize,
+        height: usize,
+        rgb: Vec<u8>,
+        orientation: Orientation,
+    }
+
+    /// Decodes a JPEG (the header, the pixel budget and EXIF orientation included) into upright RGB.
+    pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
         ENDED_EARLY.with(|e| e.set(false));
-        let result = std::panic::catch_unwind(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
+        let result = std::panic::catch_unwind(|| -> std::io::Result<Result<Read>> {
             // SAFETY: a zeroed jpeg_error_mgr is what jpeg_std_error expects to fill in.
             let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
             unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
             err.error_exit = Some(on_fatal);
             err.emit_message = Some(on_message);
-            let header = mozjpeg::Decompress::with_err(err).from_mem(bytes)?;
+            let header = mozjpeg::Decompress::with_err(err).with_markers(&[Marker::APP(1)]).from_mem(bytes)?;
+            let (width, height) = header.size();
+            if let Err(e) = super::check_size(width as u64, height as u64, source) {
+                return Ok(Err(e)); // refused from the header, before decoding
+            }
+            let exif = header.markers().find_map(|m| m.data.strip_prefix(b"Exif\0\0"));
+            let orientation = exif.and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
             let cmyk = matches!(header.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
             let mut started = if cmyk { header.to_colorspace(ColorSpace::JCS_CMYK)? } else { header.rgb()? };
-            let (w, h) = (started.width(), started.height());
             let pixels = started.read_scanlines::<u8>()?;
             started.finish()?;
-            Ok((w, h, if cmyk { cmyk_to_rgb_like_pil(&pixels) } else { pixels }))
+            let rgb = if cmyk { cmyk_to_rgb_like_pil(&pixels) } else { pixels };
+            Ok(Ok(Read { width, height, rgb, orientation }))
         });
         if ENDED_EARLY.with(Cell::get) {
-            return Outcome::Truncated;
+            bail!(DamagedImage, "{source}: truncated JPEG (the data ends before the image does)");
         }
-        match result {
-            Ok(Ok((w, h, pixels))) => match image::RgbImage::from_vec(w as u32, h as u32, pixels) {
-                Some(img) => Outcome::Decoded(img),
-                None => Outcome::Broken("fewer scanlines than the header says".into()),
+        let why = match result {
+            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Ok(Ok(Read { width, height, rgb, orientation }))) => match RgbImage::from_vec(width as u32, height as u32, rgb) {
+                Some(img) => {
+                    let mut img = DynamicImage::ImageRgb8(img);
+                    img.apply_orientation(orientation);
+                    return Ok(img.into_rgb8());
+                }
+                None => "fewer scanlines than the header says".into(),
             },
-            Ok(Err(e)) => Outcome::Broken(e.to_string()),
-            Err(payload) => match payload.downcast::<String>() {
-                Ok(message) => Outcome::Broken(*message),
-                Err(_) => Outcome::Broken("libjpeg failed".into()),
-            },
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(payload) => payload.downcast::<String>().map(|m| *m).unwrap_or_else(|_| "libjpeg failed".into()),
+        };
+        bail!(DamagedImage, "{source}: corrupt JPEG, broken data stream ({why})")
     }
 
     /// PIL reads a 4-channel JPEG as Adobe's inverted CMYK ("CMYK;I", whatever the markers say),

@@ -238,3 +238,17 @@ fn every_format_and_exif_orientation_matches_pil() {
     let wrong: Vec<_> = worst.iter().filter(|(_, d)| *d != (0, 0)).collect();
     assert!(wrong.is_empty(), "(pixels differing, max levels): {wrong:?}");
 }
+
+#[test]
+fn a_huge_jpeg_is_refused_from_its_header() {
+    // The intact fixture with its frame header claiming 20000x20000 and its scan data cut off:
+    // refused for its size before anything is decoded (not for being cut short).
+    let mut bytes = std::fs::read(fixtures().join("images/src/jpeg-ok.jpg")).unwrap();
+    let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bytes[sof + 5..sof + 9].copy_from_slice(&[0x4E, 0x20, 0x4E, 0x20]);
+    let sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    bytes.truncate(sos + 2 + u16::from_be_bytes([bytes[sos + 2], bytes[sos + 3]]) as usize);
+    let e = preprocess::decode(&bytes, "huge.jpg").unwrap_err();
+    assert_eq!(e.kind, bit50::ErrorKind::TooLarge, "{e}");
+    assert!(e.message.starts_with("huge.jpg: image is 20000x20000, over the limit"), "{e}");
+}

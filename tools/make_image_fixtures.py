@@ -8,8 +8,9 @@ Run from the repository root with the pinned environment of tools/requirements.t
 It (re)writes tests/fixtures/images/, deterministically:
   src/*                 small source files (64x48 or smaller, made here from scikit-image's cat photo):
                         16-bit RGB and 16-bit greyscale (I;16) PNG, palette PNG with and without tRNS, LA and RGBA
-                        PNG, CMYK and greyscale JPEG, lossy and lossless WebP, a 2-frame GIF, a BMP, one JPEG in
-                        all 8 EXIF orientations, tiny and thin images, and damaged JPEGs (fixed byte positions:
+                        PNG, CMYK, greyscale and arithmetic-coded JPEG (by jpegtran, from Debian's
+                        libjpeg-turbo-progs), lossy and lossless WebP, a 2-frame GIF, a BMP, one JPEG in all 8 EXIF
+                        orientations, tiny and thin images, and damaged JPEGs (fixed byte positions:
                         flipped bits and bytes in the scan data, stray markers after the scan header, cuts from the
                         DQT segment to the last byte, progressive and restart-interval variants)
   pil/<case>.png        the processor's output for `processor(images=load_image(path))` (the documented
@@ -62,7 +63,9 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import hashlib
 import io
 import json
+import shutil
 import struct
+import subprocess
 import sys
 import warnings
 import zlib
@@ -122,6 +125,13 @@ def jpeg_segments(d: bytes):
         i += 2 + n
 
 
+def arithmetic(jpeg: bytes) -> bytes:
+    """jpegtran (Debian: libjpeg-turbo-progs) re-encodes the same coefficients with arithmetic coding."""
+    if shutil.which("jpegtran") is None:
+        sys.exit("jpegtran is missing: apt-get install libjpeg-turbo-progs")
+    return subprocess.run(["jpegtran", "-arithmetic"], input=jpeg, capture_output=True, check=True).stdout
+
+
 def format_sources(base):
     """name -> (bytes, description)."""
     a = np.asarray(base)
@@ -152,6 +162,9 @@ def format_sources(base):
     out["cmyk.jpg"] = (encode(base.convert("CMYK"), "JPEG", quality=90),
                        "CMYK JPEG (PIL writes an Adobe APP14 marker, inverted CMYK), quality 90")
     out["grey.jpg"] = (encode(base.convert("L"), "JPEG", quality=90), "greyscale JPEG, quality 90")
+    out["arithmetic.jpg"] = (arithmetic(encode(base, "JPEG", quality=85)),
+                             "arithmetic-coded JPEG: the quality 85 baseline JPEG through `jpegtran -arithmetic` "
+                             "(lossless transcoding; Pillow cannot write arithmetic coding)")
     out["lossy.webp"] = (encode(base, "WEBP", quality=80, method=4), "lossy WebP (VP8), quality 80")
     out["lossless.webp"] = (encode(base, "WEBP", lossless=True), "lossless WebP (VP8L)")
     frame1 = base.transpose(Image.Transpose.ROTATE_180).quantize(colors=32, method=Image.Quantize.MEDIANCUT,
@@ -404,7 +417,6 @@ def main():
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
-    import shutil
 
     if OUT.exists():
         shutil.rmtree(OUT)
