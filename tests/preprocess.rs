@@ -2,6 +2,9 @@
 //! conversion + PIL bilinear resize + floor centre crop, for every test photo at
 //! the tiny model's 64x64 and google/bit-50's 448x448; then normalization exactly
 //! as transformers' processor computes it. Every pixel of every photo is identical to PIL's.
+//! Then tests/fixtures/images (tools/make_image_fixtures.py): every format, EXIF orientation, tiny
+//! and thin image against PIL's crop and the processor's float32 input, and damaged JPEGs refused
+//! exactly when PIL refuses them.
 
 mod common;
 
