@@ -5,18 +5,22 @@
 
 use crate::config::PreprocessorConfig;
 use crate::{bail, Context, ErrorKind, Result, WithKind};
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use std::io::Cursor;
 
-/// Larger images are refused before decoding (a 64 MP photo is ~190 MB as RGB).
+/// Larger images are refused before decoding (a 64 MP photo is ~190 MB as RGB). There is no
+/// minimum: like transformers' processor, a 1x1 image is resized and classified.
 pub const MAX_PIXELS: u64 = 64_000_000;
-/// Smaller images hold too little to classify and are refused.
-pub const MIN_SIDE: u32 = 16;
 
 /// Decodes JPEG, PNG, WebP, GIF (first frame) or BMP bytes into upright RGB.
 pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
     if bytes.is_empty() {
         bail!(NotImage, "{source}: empty file, not an image");
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return jpeg::decode(bytes, source);
     }
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().context(|| format!("{source}: cannot read")).kind(ErrorKind::NotImage)?;
     if reader.format().is_none() {
@@ -24,84 +28,123 @@ pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
     }
     let mut decoder = reader.into_decoder().context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?;
     let (w, h) = decoder.dimensions();
-    if w as u64 * h as u64 > MAX_PIXELS {
-        bail!(TooLarge, "{source}: image is {w}x{h}, over the limit of {MAX_PIXELS} pixels");
-    }
-    if w < MIN_SIDE || h < MIN_SIDE {
-        bail!(BadInput, "{source}: image is {w}x{h}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
-    }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    #[cfg(not(target_arch = "wasm32"))]
-    let decoded = match jpeg::decode(bytes) {
-        jpeg::Outcome::Decoded(img) => Some(img),
-        jpeg::Outcome::Corrupt(why) => bail!(DamagedImage, "{source}: truncated or corrupt JPEG ({why})"),
-        jpeg::Outcome::NotJpeg => None,
-    };
-    #[cfg(target_arch = "wasm32")]
-    let decoded = None;
-    let mut img = match decoded {
-        Some(rgb) => DynamicImage::ImageRgb8(rgb),
-        None => DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?,
-    };
+    check_size(w as u64, h as u64, source)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).context(|| format!("{source}: cannot decode image")).kind(ErrorKind::DamagedImage)?;
     img.apply_orientation(orientation);
     Ok(to_rgb_like_pil(img))
 }
 
-/// JPEG through libjpeg-turbo's decoder (mozjpeg), the one PIL uses, for identical pixels.
-/// libjpeg reports corrupt data as warnings and fatal errors by unwinding; both are caught here.
+fn check_size(width: u64, height: u64, source: &str) -> Result<()> {
+    if width * height > MAX_PIXELS {
+        bail!(TooLarge, "{source}: image is {width}x{height}, over the limit of {MAX_PIXELS} pixels");
+    }
+    Ok(())
+}
+
+/// JPEG through libjpeg-turbo's decoder (mozjpeg), the one PIL uses, for identical pixels, and
+/// refused exactly where PIL refuses (checked against it: tests/fixtures/images, group "damaged"):
+/// - libjpeg's fatal errors (a bogus marker or table): PIL's "broken data stream";
+/// - data that ends before the decoder is done, EOI included: PIL's "image file is truncated"
+///   (PIL's default, `LOAD_TRUNCATED_IMAGES = False`);
+/// - but not libjpeg's warnings about corrupt entropy-coded data (bad Huffman codes, stray or
+///   wrong restart markers): PIL ignores them and classifies whatever libjpeg decoded, so do we.
+/// CMYK and YCCK JPEGs come out as CMYK and convert to RGB as PIL converts them.
 #[cfg(not(target_arch = "wasm32"))]
 mod jpeg {
+    use crate::{bail, Result};
+    use image::metadata::Orientation;
+    use image::{DynamicImage, RgbImage};
+    use mozjpeg::{ColorSpace, Marker};
+    use mozjpeg_sys::{jpeg_common_struct, JWRN_JPEG_EOF};
     use std::cell::Cell;
     use std::os::raw::c_int;
 
-    pub enum Outcome {
-        Decoded(image::RgbImage),
-        Corrupt(String),
-        /// Not a JPEG libjpeg can turn into RGB (e.g. CMYK): left to the `image` crate.
-        NotJpeg,
-    }
+    // Set when the data ran out: mozjpeg's source then feeds libjpeg a fake EOI and warns JWRN_JPEG_EOF.
+    thread_local!(static ENDED_EARLY: Cell<bool> = const { Cell::new(false) });
 
-    thread_local!(static WARNINGS: Cell<u32> = const { Cell::new(0) });
-
-    extern "C-unwind" fn on_message(_: &mut mozjpeg_sys::jpeg_common_struct, level: c_int) {
-        if level < 0 {
-            WARNINGS.with(|w| w.set(w.get() + 1));
-        }
-    }
-
-    extern "C-unwind" fn on_fatal(cinfo: &mut mozjpeg_sys::jpeg_common_struct) {
+    extern "C-unwind" fn on_message(cinfo: &mut jpeg_common_struct, level: c_int) {
         // SAFETY: libjpeg calls this with its own valid error manager installed.
-        let code = unsafe { (*cinfo.err).msg_code };
-        std::panic::resume_unwind(Box::new(format!("libjpeg error {code}")));
+        if level < 0 && unsafe { (*cinfo.err).msg_code } == JWRN_JPEG_EOF as c_int {
+            ENDED_EARLY.with(|e| e.set(true));
+        }
     }
 
-    pub fn decode(bytes: &[u8]) -> Outcome {
-        if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            return Outcome::NotJpeg;
+    extern "C-unwind" fn on_fatal(cinfo: &mut jpeg_common_struct) {
+        // SAFETY: as above; format_message writes at most JMSG_LENGTH_MAX (80) bytes, NUL included.
+        let mut buffer = [0u8; 80];
+        unsafe {
+            if let Some(format) = (*cinfo.err).format_message {
+                let format: unsafe extern "C-unwind" fn(&mut jpeg_common_struct, &mut [u8; 80]) = std::mem::transmute(format);
+                format(cinfo, &mut buffer);
+            }
         }
-        WARNINGS.with(|w| w.set(0));
-        let result = std::panic::catch_unwind(|| -> std::io::Result<(usize, usize, Vec<u8>)> {
+        let text = buffer.split(|&b| b == 0).next().unwrap_or_default();
+        std::panic::resume_unwind(Box::new(String::from_utf8_lossy(text).into_owned()));
+    }
+
+    struct Read {
+        width: usize,
+        height: usize,
+        rgb: Vec<u8>,
+        orientation: Orientation,
+    }
+
+    /// Decodes a JPEG (the header, the pixel budget and EXIF orientation included) into upright RGB.
+    pub fn decode(bytes: &[u8], source: &str) -> Result<RgbImage> {
+        ENDED_EARLY.with(|e| e.set(false));
+        let result = std::panic::catch_unwind(|| -> std::io::Result<Result<Read>> {
             // SAFETY: a zeroed jpeg_error_mgr is what jpeg_std_error expects to fill in.
             let mut err: mozjpeg_sys::jpeg_error_mgr = unsafe { std::mem::zeroed() };
             unsafe { mozjpeg_sys::jpeg_std_error(&mut err) };
             err.error_exit = Some(on_fatal);
             err.emit_message = Some(on_message);
-            let mut started = mozjpeg::Decompress::with_err(err).from_mem(bytes)?.rgb()?;
-            let (w, h) = (started.width(), started.height());
+            let header = mozjpeg::Decompress::with_err(err).with_markers(&[Marker::APP(1)]).from_mem(bytes)?;
+            let (width, height) = header.size();
+            if let Err(e) = super::check_size(width as u64, height as u64, source) {
+                return Ok(Err(e)); // refused from the header, before decoding
+            }
+            let exif = header.markers().find_map(|m| m.data.strip_prefix(b"Exif\0\0"));
+            let orientation = exif.and_then(Orientation::from_exif_chunk).unwrap_or(Orientation::NoTransforms);
+            let cmyk = matches!(header.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
+            let mut started = if cmyk { header.to_colorspace(ColorSpace::JCS_CMYK)? } else { header.rgb()? };
             let pixels = started.read_scanlines::<u8>()?;
             started.finish()?;
-            Ok((w, h, pixels))
+            let rgb = if cmyk { cmyk_to_rgb_like_pil(&pixels) } else { pixels };
+            Ok(Ok(Read { width, height, rgb, orientation }))
         });
-        let warnings = WARNINGS.with(|w| w.get());
-        match result {
-            Ok(Ok((w, h, pixels))) if warnings == 0 => match image::RgbImage::from_vec(w as u32, h as u32, pixels) {
-                Some(img) => Outcome::Decoded(img),
-                None => Outcome::Corrupt("decoded size mismatch".into()),
-            },
-            Ok(Ok(_)) => Outcome::Corrupt(format!("{warnings} decoder warnings: data missing or damaged")),
-            Ok(Err(e)) => Outcome::Corrupt(e.to_string()),
-            Err(_) => Outcome::NotJpeg,
+        if ENDED_EARLY.with(Cell::get) {
+            bail!(DamagedImage, "{source}: truncated JPEG (the data ends before the image does)");
         }
+        let why = match result {
+            Ok(Ok(Err(e))) => return Err(e),
+            Ok(Ok(Ok(Read { width, height, rgb, orientation }))) => match RgbImage::from_vec(width as u32, height as u32, rgb) {
+                Some(img) => {
+                    let mut img = DynamicImage::ImageRgb8(img);
+                    img.apply_orientation(orientation);
+                    return Ok(img.into_rgb8());
+                }
+                None => "fewer scanlines than the header says".into(),
+            },
+            Ok(Err(e)) => e.to_string(),
+            Err(payload) => payload.downcast::<String>().map(|m| *m).unwrap_or_else(|_| "libjpeg failed".into()),
+        };
+        bail!(DamagedImage, "{source}: corrupt JPEG, broken data stream ({why})")
+    }
+
+    /// PIL reads a 4-channel JPEG as Adobe's inverted CMYK ("CMYK;I", whatever the markers say),
+    /// then Convert.c's cmyk2rgb: `nk = 255 - k`, `r = nk - c * nk / 255` (rounded as MULDIV255).
+    fn cmyk_to_rgb_like_pil(cmyk: &[u8]) -> Vec<u8> {
+        let muldiv255 = |a: u32, b: u32| {
+            let t = a * b + 128;
+            ((t >> 8) + t) >> 8
+        };
+        cmyk.chunks_exact(4)
+            .flat_map(|p| {
+                let nk = p[3] as u32; // 255 - (255 - k): the stored value is inverted
+                [0, 1, 2].map(|c| (nk - muldiv255(255 - p[c] as u32, nk)) as u8)
+            })
+            .collect()
     }
 }
 
@@ -135,9 +178,6 @@ pub fn from_rgba(width: u32, height: u32, rgba: &[u8], source: &str) -> Result<R
     if width as u64 * height as u64 > MAX_PIXELS {
         bail!(TooLarge, "{source}: image is {width}x{height}, over the limit of {MAX_PIXELS} pixels");
     }
-    if width < MIN_SIDE || height < MIN_SIDE {
-        bail!(BadInput, "{source}: image is {width}x{height}, smaller than the minimum {MIN_SIDE}x{MIN_SIDE}");
-    }
     if rgba.len() as u64 != width as u64 * height as u64 * 4 {
         bail!(BadInput, "{source}: {} bytes of RGBA for {width}x{height}", rgba.len());
     }
@@ -146,23 +186,27 @@ pub fn from_rgba(width: u32, height: u32, rgba: &[u8], source: &str) -> Result<R
 }
 
 /// Size after resizing the short side to `short` (transformers' `get_resize_output_image_size`:
-/// the long side is truncated, `int(short * long / short_in)`).
-pub fn resized_size(width: u32, height: u32, short: usize) -> (usize, usize) {
-    let scaled = |long: u32, short_in: u32| ((short * long as usize) as f64 / short_in as f64) as usize;
+/// the long side is truncated, `int(short * long / short_in)`). In u64: a 1x64,000,000 strip
+/// resizes to 448 x 28,672,000,000, which overflows wasm32's usize (only the crop is computed).
+pub fn resized_size(width: u32, height: u32, short: usize) -> (u64, u64) {
+    // short * long is exact in f64 (< 2^53) and the division rounds once, as Python's does.
+    let scaled = |long: u32, short_in: u32| (short as f64 * long as f64 / short_in as f64) as u64;
     if width <= height {
-        (short, scaled(height, width))
+        (short as u64, scaled(height, width))
     } else {
-        (scaled(width, height), short)
+        (scaled(width, height), short as u64)
     }
 }
 
 /// Resize (PIL bilinear) then centre crop to `crop` x `crop`, as uint8 RGB.
-/// Only the cropped window of the resized image is ever computed.
+/// Only the cropped window of the resized image is ever computed, so memory stays at the
+/// input, the crop and a band of input rows however long the resized image would be:
+/// each output pixel of Pillow's resampling depends only on its own coordinates.
 pub fn resize_and_crop(img: &RgbImage, config: &PreprocessorConfig) -> RgbImage {
     let (w, h) = img.dimensions();
     let (rw, rh) = resized_size(w, h, config.shortest_edge);
     let crop = config.crop;
-    let (left, top) = ((rw - crop) / 2, (rh - crop) / 2);
+    let (left, top) = ((rw - crop as u64) / 2, (rh - crop as u64) / 2);
     let horizontal = Coefficients::bilinear(w as usize, rw, left, crop);
     let vertical = Coefficients::bilinear(h as usize, rh, top, crop);
     // Horizontal pass over the rows the vertical pass reads, then the vertical pass (Pillow's order).
@@ -200,7 +244,7 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 impl Coefficients {
     /// Weights for output positions `first..first + count` of a resize from `in_size` to `out_size`
     /// with the triangle filter (support 1), widened by the scale when shrinking (antialiasing).
-    fn bilinear(in_size: usize, out_size: usize, first: usize, count: usize) -> Self {
+    fn bilinear(in_size: usize, out_size: u64, first: u64, count: usize) -> Self {
         let filter = |x: f64| {
             let x = x.abs();
             if x < 1.0 { 1.0 - x } else { 0.0 }
@@ -208,7 +252,7 @@ impl Coefficients {
         let scale = in_size as f64 / out_size as f64;
         let filterscale = scale.max(1.0);
         let support = filterscale; // triangle support 1.0, times the scale
-        let taps = (first..first + count)
+        let taps = (first..first + count as u64)
             .map(|xx| {
                 let center = (xx as f64 + 0.5) * scale;
                 let ss = 1.0 / filterscale;

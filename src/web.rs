@@ -189,7 +189,7 @@ pub fn finish_engine(loader: ModelLoader) -> std::result::Result<WebEngine, JsVa
 /// The image limits (pixels, file bytes), for the worker to refuse a file before decoding it.
 #[wasm_bindgen]
 pub fn limits() -> String {
-    serde_json::json!({ "max_pixels": preprocess::MAX_PIXELS, "min_side": preprocess::MIN_SIDE }).to_string()
+    serde_json::json!({ "max_pixels": preprocess::MAX_PIXELS }).to_string()
 }
 
 /// `performance.now()` (in a window or a worker), else `Date.now()`: milliseconds.
@@ -427,7 +427,7 @@ impl WebEngine {
             let max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let p = &inner.preprocessor;
             let (rw, rh) = preprocess::resized_size(width, height, p.shortest_edge);
-            let (left, top) = ((rw - p.crop) / 2, (rh - p.crop) / 2);
+            let (left, top) = ((rw - p.crop as u64) / 2, (rh - p.crop as u64) / 2);
             let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
             let crop = Crop { x: left as f64 * sx, y: top as f64 * sy, width: p.crop as f64 * sx, height: p.crop as f64 * sy };
             let label = inner.labels.get(class).cloned().unwrap_or_else(|| format!("LABEL_{class}"));

@@ -214,7 +214,7 @@ fn bad_examples_are_refused_and_the_old_head_is_kept() {
         (vec![r.clone(), "blue=".into()], "the class \"blue\" has no examples: give image files or a folder after blue=".into()),
         (vec![r.clone(), format!("blue={}", dir.join("empty").display())], "the folder".into()),
         (vec![r.clone(), format!("blue={},{}", blue[0], notes.display())], format!("{}: not an image", notes.display())),
-        (vec![r.clone(), format!("blue={},{}", blue[0], cut.display())], format!("{}: truncated or corrupt JPEG", cut.display())),
+        (vec![r.clone(), format!("blue={},{}", blue[0], cut.display())], format!("{}: truncated JPEG", cut.display())),
         (vec![r.clone(), format!("blue={}", dir.join("missing.png").display())], "missing.png: cannot read".into()),
         (vec![r.clone(), format!("Red={}", blue[0])], "--class: the label \"Red\" is given twice (as \"red\")".into()),
         (vec![r.clone(), format!("={}", blue[0])], "--class: class 2 has an empty label".into()),

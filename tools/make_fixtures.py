@@ -39,6 +39,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import copy
 import hashlib
+import importlib.metadata
 import io
 import json
 import math
@@ -53,9 +54,7 @@ import PIL
 import safetensors
 import skimage
 import skimage.data
-import timm
 import transformers
-from timm.data import ImageNetInfo
 from transformers import BitConfig, BitForImageClassification
 from transformers.image_utils import load_image
 
@@ -203,6 +202,8 @@ def generator_samples(seed, input_seed):
 
 
 def imagenet_labels():
+    from timm.data import ImageNetInfo  # here, not at the top: timm needs torchvision, which the image fixtures don't
+
     info = ImageNetInfo()  # timm/data/_info/imagenet_synsets.txt + imagenet_synset_to_lemma.txt
     labels = [info.index_to_description(i) for i in range(1000)]
     assert labels[0] == "tench, Tinca tinca"
@@ -492,7 +493,7 @@ def versions():
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "timm": timm.__version__,
+        "timm": importlib.metadata.version("timm"),
         "numpy": np.__version__,
         "pillow": PIL.__version__,
         "scikit-image": skimage.__version__,

@@ -8,16 +8,19 @@ Run from the repository root with the pinned environment of tools/requirements.t
 It (re)writes tests/fixtures/images/, deterministically:
   src/*                 small source files (64x48 or smaller, made here from scikit-image's cat photo):
                         16-bit RGB and 16-bit greyscale (I;16) PNG, palette PNG with and without tRNS, LA and RGBA
-                        PNG, CMYK and greyscale JPEG, lossy and lossless WebP, a 2-frame GIF, a BMP, one JPEG in
-                        all 8 EXIF orientations, tiny and thin images, and damaged JPEGs (fixed byte positions)
+                        PNG, CMYK, greyscale and arithmetic-coded JPEG (by jpegtran, from Debian's
+                        libjpeg-turbo-progs), lossy and lossless WebP, a 2-frame GIF, a BMP, one JPEG in all 8 EXIF
+                        orientations, tiny and thin images, and damaged JPEGs (fixed byte positions:
+                        flipped bits and bytes in the scan data, stray markers after the scan header, cuts from the
+                        DQT segment to the last byte, progressive and restart-interval variants)
   pil/<case>.png        the processor's output for `processor(images=load_image(path))` (the documented
                         transformers usage; what tests/fixtures/tiny/pil holds), as a uint8 RGB crop, with the
                         tiny model's preprocessing (tests/fixtures/tiny/preprocessor_config.json: shortest_edge 64,
                         crop 64, PIL bilinear)
   direct/<case>.png     the processor's output for `processor(images=Image.open(path))` (no load_image), only where
                         it differs from pil/<case>.png
-  full448/3x1000.png    the 3x1000 strip through google/bit-50's preprocessing (shortest_edge 448, crop 448):
-                        resized to 448 x 149333 before the crop
+  full448/<case>.png    the 3x1000 and 1000x3 strips, 1x1 and 2x2 images through google/bit-50's preprocessing
+                        (shortest_edge 448, crop 448): the strips are resized to 448 x 149333 before the crop
   manifest.json         every case, its verdict and its crop (schema below)
 
 What transformers 5.24 does with a file (read in its source):
@@ -33,7 +36,9 @@ What transformers 5.24 does with a file (read in its source):
   * PIL.ImageOps.exif_transpose: orientation 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE,
     6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90 (PIL's ROTATE_n is counter-clockwise).
   * decoding errors surface when the pixels are first needed (convert), as OSError; PIL's default
-    ImageFile.LOAD_TRUNCATED_IMAGES = False. libjpeg warnings (corrupt data) are not errors for PIL.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False. libjpeg warnings (corrupt data) are not errors for PIL: it decodes
+    them (into noise); libjpeg's fatal errors are "broken data stream", and data that ends before the decoder is
+    done (EOI included) is "image file is truncated".
 
 manifest.json: {"generated_by", "pipeline", "direct_pipeline", "exif", "preprocessor", "preprocessor_full448",
 "cases": [case, ...]} with each case:
@@ -58,7 +63,9 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import hashlib
 import io
 import json
+import shutil
 import struct
+import subprocess
 import sys
 import warnings
 import zlib
@@ -118,6 +125,13 @@ def jpeg_segments(d: bytes):
         i += 2 + n
 
 
+def arithmetic(jpeg: bytes) -> bytes:
+    """jpegtran (Debian: libjpeg-turbo-progs) re-encodes the same coefficients with arithmetic coding."""
+    if shutil.which("jpegtran") is None:
+        sys.exit("jpegtran is missing: apt-get install libjpeg-turbo-progs")
+    return subprocess.run(["jpegtran", "-arithmetic"], input=jpeg, capture_output=True, check=True).stdout
+
+
 def format_sources(base):
     """name -> (bytes, description)."""
     a = np.asarray(base)
@@ -148,6 +162,9 @@ def format_sources(base):
     out["cmyk.jpg"] = (encode(base.convert("CMYK"), "JPEG", quality=90),
                        "CMYK JPEG (PIL writes an Adobe APP14 marker, inverted CMYK), quality 90")
     out["grey.jpg"] = (encode(base.convert("L"), "JPEG", quality=90), "greyscale JPEG, quality 90")
+    out["arithmetic.jpg"] = (arithmetic(encode(base, "JPEG", quality=85)),
+                             "arithmetic-coded JPEG: the quality 85 baseline JPEG through `jpegtran -arithmetic` "
+                             "(lossless transcoding; Pillow cannot write arithmetic coding)")
     out["lossy.webp"] = (encode(base, "WEBP", quality=80, method=4), "lossy WebP (VP8), quality 80")
     out["lossless.webp"] = (encode(base, "WEBP", lossless=True), "lossless WebP (VP8L)")
     frame1 = base.transpose(Image.Transpose.ROTATE_180).quantize(colors=32, method=Image.Quantize.MEDIANCUT,
@@ -216,6 +233,59 @@ def damaged_sources(base):
         "jpeg-truncated-half.jpg": (d[:cut], f"the first {cut} of {len(d)} bytes (cut half-way, inside the scan)"),
         "jpeg-no-eoi.jpg": (d[:-2], "all bytes but the final EOI marker (FF D9): truncated just before EOI"),
         "jpeg-garbage-after-eoi.jpg": (d + garbage, "256 bytes (37i+11 mod 256) appended after EOI"),
+        **more_damage(d, sos_end, segs),
+        **damaged_variants(base),
+    }
+
+
+def safe_spot(d: bytes, at: int) -> int:
+    """The first offset from `at` whose byte and neighbours are not FF (so a change creates or breaks no marker)."""
+    while 0xFF in d[at - 1:at + 2]:
+        at += 1
+    return at
+
+
+def more_damage(d, sos_end, segs):
+    """Bit flips, stray markers and cuts at several places of the baseline JPEG."""
+    ecs_len = len(d) - 2 - sos_end
+    one = safe_spot(d, sos_end + ecs_len // 3)
+    flipped = bytearray(d)
+    flipped[one] ^= 0x01
+    spots = [safe_spot(d, sos_end + ecs_len * k // 5) for k in (1, 2, 3, 4)]
+    several = bytearray(d)
+    for at in spots:
+        several[at] ^= 0x5A
+    at = safe_spot(d, sos_end + 24)
+    dqt = next(off for m, off, n in segs if m == 0xDB)
+    out = {
+        "jpeg-flip-1bit.jpg": (bytes(flipped), f"bit 0 of byte {one} (entropy-coded data) flipped"),
+        "jpeg-flip-bytes.jpg": (bytes(several), f"bytes {spots} (entropy-coded data, 1/5 to 4/5 in) XORed with 5A"),
+    }
+    for marker, what in [(0xD9, "EOI"), (0xD8, "SOI"), (0xC0, "SOF0"), (0x17, "an undefined code")]:
+        out[f"jpeg-stray-{what.split()[-1].lower()}.jpg"] = (
+            d[:at] + bytes([0xFF, marker]) + d[at:],
+            f"marker FF {marker:02X} ({what}) inserted at byte {at}, inside the entropy-coded data")
+    for name, cut, why in [("jpeg-cut-dqt.jpg", dqt + 10, "inside the DQT segment"),
+                           ("jpeg-cut-scan-header.jpg", sos_end - 3, "inside the SOS (scan) header"),
+                           ("jpeg-cut-after-scan-header.jpg", sos_end, "right after the scan header: no scan data"),
+                           ("jpeg-cut-quarter.jpg", sos_end + ecs_len // 4, "a quarter into the scan data"),
+                           ("jpeg-cut-ff.jpg", len(d) - 1, "the last byte: the file ends with FF, the EOI's D9 missing")]:
+        out[name] = (d[:cut], f"the first {cut} of {len(d)} bytes: cut {why}")
+    return out
+
+
+def damaged_variants(base):
+    """Progressive and restart-interval JPEGs, intact and damaged."""
+    prog = encode(base, "JPEG", quality=85, progressive=True)
+    rst = encode(base, "JPEG", quality=85, restart_marker_blocks=4)
+    first_rst = next(i for i in range(len(rst) - 1) if rst[i] == 0xFF and rst[i + 1] == 0xD0)
+    return {
+        "jpeg-progressive.jpg": (prog, f"progressive JPEG, quality 85, {len(prog)} bytes (intact)"),
+        "jpeg-progressive-cut.jpg": (prog[:len(prog) * 3 // 5], f"the progressive JPEG cut at "
+                                     f"{len(prog) * 3 // 5} of {len(prog)} bytes (inside a later scan)"),
+        "jpeg-restart.jpg": (rst, "baseline JPEG with a restart interval of 4 MCUs (DRI, RST0..7 markers), intact"),
+        "jpeg-restart-wrong.jpg": (rst[:first_rst + 1] + b"\xd4" + rst[first_rst + 2:],
+                                   f"the restart JPEG with its first RST0 (byte {first_rst}) changed to RST4"),
     }
 
 
@@ -347,7 +417,6 @@ def main():
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
-    import shutil
 
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -383,12 +452,13 @@ def main():
         case, _ = run_case(processor, name, "thin", desc, data, "pil")
         cases.append(case)
 
-    strip = base.resize((3, 1000), Image.Resampling.BOX)
-    case, _ = run_case(full, "3x1000.png", "full448", "3x1000 RGB PNG (the cat box-filtered to 3x1000) through "
-                       "google/bit-50's preprocessing (assets/google-bit-50/preprocessor_config.json)",
-                       encode(strip, "PNG"), "full448")
-    assert case["resized"] == [448, 149333], case["resized"]
-    cases.append(case)
+    for (w, h), name, resized in [((3, 1000), "3x1000.png", [448, 149333]), ((1000, 3), "1000x3-448.png", [149333, 448]),
+                                  ((1, 1), "1x1-448.png", [448, 448]), ((2, 2), "2x2-448.png", [448, 448])]:
+        case, _ = run_case(full, name, "full448", f"{w}x{h} RGB PNG (the cat box-filtered to {w}x{h}) through "
+                           "google/bit-50's preprocessing (assets/google-bit-50/preprocessor_config.json)",
+                           encode(base.resize((w, h), Image.Resampling.BOX), "PNG"), "full448")
+        assert case["resized"] == resized, case["resized"]
+        cases.append(case)
 
     sos_end, damaged = damaged_sources(base)
     for name, (data, desc) in damaged.items():

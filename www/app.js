@@ -49,7 +49,6 @@ function explainError(err) {
     'not-image': 'Not an image.',
     truncated: 'Damaged image.',
     'too-large': 'File too large.',
-    'too-small': 'Image too small.',
     'bad-head': 'Not a usable head file.',
     'other-model': 'A head for another model.',
   };

@@ -16,7 +16,7 @@
 const WORKER_URL = new URL('./bit50-worker.js', import.meta.url).href;
 
 /** An error with a machine-readable `code` (docs/web.md lists them): 'not-found', 'network',
- * 'checksum', 'bad-model', 'no-webgpu', 'not-image', 'truncated', 'too-large', 'too-small',
+ * 'checksum', 'bad-model', 'no-webgpu', 'not-image', 'truncated', 'too-large',
  * 'bad-input', 'bad-head', 'other-model', 'disposed', 'device-lost', 'error'. */
 export class Bit50Error extends Error {
   constructor(code, message) {

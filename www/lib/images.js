@@ -6,7 +6,7 @@ import { headerSize } from './image-header.js';
 /** Files larger than this are refused before decoding. */
 const MAX_FILE_BYTES = 50 * 1024 * 1024;
 /** The limits until the wasm module gives its own (and for pages with no model loaded). */
-export const DEFAULT_LIMITS = { max_pixels: 64_000_000, min_side: 1 };
+export const DEFAULT_LIMITS = { max_pixels: 64_000_000 };
 let limits = DEFAULT_LIMITS;
 
 /** The wasm module's `limits()`, once it is loaded. */
@@ -73,9 +73,6 @@ export async function toRGBA(image) {
   try {
     const { width, height } = bitmap;
     if (width * height > limits.max_pixels) throw new CodedError('too-large', `${name}: image is ${width}x${height}, over the limit of ${limits.max_pixels} pixels`);
-    if (width < limits.min_side || height < limits.min_side) {
-      throw new CodedError('too-small', `${name}: image is ${width}x${height}, smaller than the minimum ${limits.min_side}x${limits.min_side}`);
-    }
     return { width, height, data: readPixels(bitmap), name };
   } finally {
     bitmap.close?.();
