@@ -382,3 +382,104 @@ fn cpu_kernel_is_chosen_by_flag_and_named_by_bench() {
     assert!(!run.ok && run.stderr.contains(&format!("cannot run the {missing} CPU kernel")), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
+
+/// `random-model --like FOLDER` takes FOLDER's config and preprocessing; `convert --max-shard-mb`
+/// splits the weights into shards each within the limit, and the model classifies exactly as
+/// the same weights in one shard do. The model: the tiny one widened to 3.5 MB (no tensor over
+/// 1 MiB, so that every shard can keep the limit).
+#[test]
+fn random_model_like_and_max_shard_mb() {
+    let dir = scratch("cli-shards");
+    let like = dir.join("like");
+    std::fs::create_dir_all(&like).unwrap();
+    let (mut config, preprocessor) = configs("tiny");
+    config["hidden_sizes"] = serde_json::json!([64, 128, 256, 512]);
+    config["depths"] = serde_json::json!([1, 1, 2, 2]);
+    config["embedding_size"] = 32.into();
+    std::fs::write(like.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(like.join("preprocessor_config.json"), preprocessor.to_string()).unwrap();
+    let hf = dir.join("hf");
+    let run = bit50(&["random-model", "--out", path(&hf), "--seed", "3", "--like", path(&like)]);
+    assert!(run.ok, "{}", run.stderr);
+    let read = |p: PathBuf| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let written = read(hf.join("config.json"));
+    for key in ["hidden_sizes", "depths", "embedding_size", "num_groups", "id2label", "label2id"] {
+        assert_eq!(written[key], config[key], "random-model --like: {key}");
+    }
+    assert_eq!(read(hf.join("preprocessor_config.json")), preprocessor);
+    let missing = dir.join("no-such-folder");
+    let run = bit50(&["random-model", "--out", path(&dir.join("x")), "--like", path(&missing)]);
+    assert_refused(&run, "no-such-folder/config.json", "cannot read");
+
+    let (one, many) = (dir.join("one"), dir.join("many"));
+    assert!(bit50(&["convert", path(&hf), "--out", path(&one)]).ok);
+    let run = bit50(&["convert", path(&hf), "--out", path(&many), "--max-shard-mb", "1"]);
+    assert!(run.ok, "{}", run.stderr);
+    let shards = |d: &Path| -> Vec<u64> {
+        let manifest = read(d.join("manifest.json"));
+        manifest["shards"].as_array().unwrap().iter().map(|s| std::fs::metadata(d.join(s["file"].as_str().unwrap())).unwrap().len()).collect()
+    };
+    let (sizes_one, sizes_many) = (shards(&one), shards(&many));
+    println!("one shard: {sizes_one:?}; --max-shard-mb 1: {sizes_many:?}");
+    assert_eq!(sizes_one.len(), 1);
+    assert!(sizes_many.len() >= 3, "{sizes_many:?}");
+    assert!(sizes_many.iter().all(|&b| b <= 1 << 20), "a shard over 1 MiB: {sizes_many:?}");
+    assert!(sizes_many.iter().sum::<u64>() > 2 << 20);
+    let logits = |d: &Path, engine: &str| {
+        let run = bit50(&["classify", "--model", path(d), engine, "--json", "--logits", &photo("cat.png")]);
+        assert!(run.ok, "{}", run.stderr);
+        floats(&json_lines(&run.stdout)[0]["logits"])
+    };
+    for engine in ["--cpu", "--gpu"] {
+        assert_eq!(logits(&one, engine), logits(&many, engine), "{engine}: the sharded model classifies differently");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// WebP and GIF files classify as the same pixels in a PNG do: cat.png written as lossless
+/// WebP, and as GIF (256 colours, so compared with the GIF's own pixels saved as PNG).
+#[test]
+fn webp_and_gif_photos() {
+    let dir = scratch("cli-formats");
+    let cat = image::open(photo("cat.png")).unwrap();
+    let save = |name: &str, img: &image::DynamicImage, format| {
+        let p = dir.join(name);
+        img.save_with_format(&p, format).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let webp = save("cat.webp", &cat, image::ImageFormat::WebP);
+    let gif = save("cat.gif", &image::DynamicImage::ImageRgba8(cat.to_rgba8()), image::ImageFormat::Gif);
+    let gif_pixels = image::open(&gif).unwrap();
+    assert_ne!(gif_pixels.to_rgb8(), cat.to_rgb8(), "the GIF's palette changes pixels");
+    let gif_png = save("cat-from-gif.png", &gif_pixels, image::ImageFormat::Png);
+    let run = bit50(&["classify", "--model", path(tiny_dir()), "--cpu", "--json", "--logits", &photo("cat.png"), &webp, &gif, &gif_png]);
+    assert!(run.ok, "{}", run.stderr);
+    let lines = json_lines(&run.stdout);
+    let logits: Vec<Vec<f32>> = lines.iter().map(|l| floats(&l["logits"])).collect();
+    assert_eq!(logits[1], logits[0], "WebP (lossless) and PNG of the same photo");
+    assert_eq!(logits[2], logits[3], "GIF and PNG of the same pixels");
+    assert_eq!(top5(&logits[1]), expected_top5("tiny", "cat.png"));
+    println!("gif vs png top-5: {:?} vs {:?}", top5(&logits[2]), top5(&logits[0]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Output into a closed pipe (`bit50 classify ... | head -0`): the command stops quietly, no
+/// panic, no error, in every output mode.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for extra in [&["--json", "--logits"][..], &[][..], &["--explain"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // closed before the command writes anything
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bit50"));
+        cmd.args(["classify", "--model", path(tiny_dir()), "--cpu"]).args(extra);
+        cmd.args(PHOTOS.iter().map(|p| photo(p))).env("NODEVICE_SELECT", "1");
+        let out = cmd.stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{extra:?}: {:?}, {stderr}", out.status);
+        assert!(stderr.trim().is_empty(), "{extra:?}: {stderr}");
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_bit50")).args(["bench", "--model", path(tiny_dir()), "--cpu", "--runs", "1"]).stdout(writer).output().unwrap();
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("panicked"), "bench: {:?}", out);
+}
