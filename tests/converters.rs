@@ -41,7 +41,7 @@ fn shard_hashes(dir: &Path) -> Vec<(String, String)> {
 }
 
 /// Every published form of the tiny model, as a folder or a lone file.
-const FORMS: [&str; 11] = [
+const FORMS: [&str; 13] = [
     "paddlenlp",
     "paddlenlp/model_state.pdparams",
     "paddle-p2",
@@ -52,6 +52,8 @@ const FORMS: [&str; 11] = [
     "timm/pytorch_model.bin",
     "bit-npz",
     "bit-npz/BiT-M-R50x1-tiny.npz",
+    "bit-npz-deflated",
+    "bit-npz-deflated/BiT-M-R50x1-tiny.npz",
     "../tiny/model.safetensors",
 ];
 
@@ -77,7 +79,7 @@ fn converted_sources_classify_with_the_same_logits() {
     let dir = scratch("same-logits");
     let pixels = input("tiny", "uniform");
     let want = expected_logits("tiny", "uniform");
-    for form in ["paddlenlp", "hf-bin", "timm/pytorch_model.bin", "bit-npz"] {
+    for form in ["paddlenlp", "hf-bin", "timm/pytorch_model.bin", "bit-npz", "bit-npz-deflated"] {
         let out = dir.join(form.replace(['/', '.'], "_"));
         let (ok, err) = convert(&sources().join(form), &out, &[]);
         assert!(ok, "{form}: {err}");
@@ -392,4 +394,90 @@ fn int8_folders_are_a_quarter_of_f32_and_damaged_scales_are_refused() {
         .collect();
     let err = read(write(&short));
     assert!(err.contains("has 2 values for 16 output channels"), "{err}");
+}
+
+/// The offset of `name`'s central directory record in a zip archive.
+fn central_record(zip: &[u8], name: &str) -> usize {
+    let eocd = zip.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+    let cd_start = u32::from_le_bytes(zip[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+    cd_start + zip[cd_start..].windows(name.len()).position(|w| w == name.as_bytes()).unwrap() - 46
+}
+
+/// Where `name`'s data starts (after its local header) and how many bytes it takes.
+fn entry_data(zip: &[u8], name: &str) -> (usize, usize) {
+    let at = central_record(zip, name);
+    let u16_at = |i: usize| u16::from_le_bytes(zip[i..i + 2].try_into().unwrap()) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes(zip[i..i + 4].try_into().unwrap()) as usize;
+    let local = u32_at(at + 42);
+    assert_eq!(&zip[local..local + 4], b"PK\x03\x04");
+    (local + 30 + u16_at(local + 26) + u16_at(local + 28), u32_at(at + 20))
+}
+
+/// Nothing else notices a flipped byte inside a stored entry's data: its CRC-32 must.
+#[test]
+fn a_flipped_byte_in_a_stored_zip_entry_is_refused_for_its_crc() {
+    let good = std::fs::read(sources().join("hf-bin/pytorch_model.bin")).unwrap();
+    let name = "pytorch_model/data/0";
+    let (start, len) = entry_data(&good, name);
+    assert_eq!(u16::from_le_bytes(good[central_record(&good, name) + 10..][..2].try_into().unwrap()), 0, "a stored entry");
+    for at in [start, start + len / 2, start + len - 1] {
+        let mut bin = good.clone();
+        bin[at] ^= 0x10;
+        refused(&hostile("zip-crc", "pytorch_model.bin", &bin), &["pytorch_model.bin", name, "CRC-32", "does not match"]);
+    }
+}
+
+const DEFLATED: &str = "bit-npz-deflated/BiT-M-R50x1-tiny.npz";
+const ROOT_KERNEL: &str = "resnet/root_block/standardized_conv2d/kernel.npy";
+
+/// numpy.savez_compressed's archive (every entry deflated, bit-npz-deflated/) converts to the
+/// same shards as the stored one (every_source_converts_to_the_same_shards); here its inflate
+/// path meets damage: a flipped byte in the compressed data, and sizes in the central
+/// directory that lie (more than deflate can expand to, fewer bytes than the data inflates
+/// to, more than it inflates to).
+#[test]
+fn a_deflated_npz_entry_that_is_damaged_or_lies_about_its_size_is_refused() {
+    let good = std::fs::read(sources().join(DEFLATED)).unwrap();
+    let at = central_record(&good, ROOT_KERNEL);
+    assert_eq!(u16::from_le_bytes(good[at + 10..at + 12].try_into().unwrap()), 8, "a deflated entry");
+    let (start, compressed) = entry_data(&good, ROOT_KERNEL);
+    let size = u32::from_le_bytes(good[at + 24..at + 28].try_into().unwrap());
+    println!("{ROOT_KERNEL}: {size} bytes deflated to {compressed}");
+    let mut flipped = good.clone();
+    flipped[start + compressed / 2] ^= 0x10;
+    refused(&hostile("deflate-flip", "w.npz", &flipped), &["w.npz", ROOT_KERNEL]);
+    let with_size = |claim: u32| {
+        let mut bytes = good.clone();
+        bytes[at + 24..at + 28].copy_from_slice(&claim.to_le_bytes());
+        bytes
+    };
+    let bomb = compressed as u32 * 1032 + 65;
+    refused(&hostile("deflate-bomb", "w.npz", &with_size(bomb)), &[ROOT_KERNEL, &format!("claims {bomb} bytes from {compressed} compressed")]);
+    refused(&hostile("deflate-short", "w.npz", &with_size(size - 1)), &[ROOT_KERNEL, "cannot inflate"]);
+    refused(&hostile("deflate-long", "w.npz", &with_size(size + 1)), &[ROOT_KERNEL, &format!("inflates to {size} bytes, claims {}", size + 1)]);
+}
+
+/// zip64 records (numpy.savez with zipfile's zip64 limits at 0: sizes and offsets in zip64
+/// extra fields, the zip64 end of central directory): the arrays read back exactly as from
+/// the plain archive; a zip64 end record without its signature is refused.
+#[test]
+fn a_zip64_npz_reads_as_the_plain_one() {
+    use bit50::weights::{npz::read_npz, zip::Zip};
+    let bytes = std::fs::read(sources().join("zip64/group-norm.npz")).unwrap();
+    let zip = Zip::parse(&bytes, "group-norm.npz").unwrap();
+    assert_eq!(zip.entries.len(), 2);
+    assert!(zip.entries.iter().all(|e| e.size == 1152), "sizes from the zip64 extra fields");
+    let tensors = read_npz(&zip, "group-norm.npz").unwrap();
+    let plain = std::fs::read(sources().join("bit-npz/BiT-M-R50x1-tiny.npz")).unwrap();
+    let all = read_npz(&Zip::parse(&plain, "plain").unwrap(), "plain").unwrap();
+    for name in ["resnet/group_norm/beta", "resnet/group_norm/gamma"] {
+        assert_eq!(tensors[name].data, all[name].data, "{name}");
+        assert_eq!(tensors[name].shape, all[name].shape, "{name}");
+    }
+    // Through the converter: the zip layer passes; the model is incomplete.
+    refused(&hostile("zip64", "w.npz", &bytes), &["missing tensors"]);
+    let at = bytes.windows(4).rposition(|w| w == b"PK\x06\x06").unwrap();
+    let mut broken = bytes.clone();
+    broken[at + 3] = 0;
+    refused(&hostile("zip64-broken", "w.npz", &broken), &["w.npz", "corrupt zip64 end of central directory"]);
 }

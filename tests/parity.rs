@@ -180,8 +180,8 @@ fn subgroup_gpu_kernels_match_transformers_and_the_plain_kernels() {
 
 /// f16 on the GPU: f16 weights (as stored) and activations, with f32 or f16 arithmetic. Its
 /// error is measured here and bounded per model size at about twice what was measured; the
-/// top-5 must hold on every photo. (The uniform input's top-5 is not compared: its top logits
-/// lie within the error of each other.)
+/// top-5 must hold on every input, the uniform one included (its closest neighbours in the
+/// top 6 are 0.18 apart (tiny) and 0.021 (full), more than twice the f16 error).
 fn check_f16(name: &str, precision: Precision, bound: f32) {
     let m = load(name, Dtype::F16);
     let mut net = gpu_network_with(&m, Variant { precision, ..F32_REGISTERS }, 1);
@@ -191,30 +191,29 @@ fn check_f16(name: &str, precision: Precision, bound: f32) {
         let err = max_abs_diff(&logits, &expected_logits(name, input));
         worst = worst.max(err);
         println!("{} {name} {input}: max |logit - transformers| = {err:.2e}", precision.name());
-        if input != "uniform" {
-            assert_eq!(top5(&logits), expected_top5(name, input), "{} {name} {input}: top-5", precision.name());
-        }
+        assert_eq!(top5(&logits), expected_top5(name, input), "{} {name} {input}: top-5", precision.name());
     }
     println!("{} {name}: worst {worst:.2e}", precision.name());
     assert!(worst < bound, "{} {name}: max logit error {worst} over {bound}", precision.name());
 }
 
 /// int8 storage (per-output-channel scales) quarters the download; its error is measured
-/// here on the CPU path against transformers' f32 logits. With seeded random weights the
-/// top classes are close (astronaut: 0.03 between the first two), so the top-1 must hold
-/// only where transformers' margin is clear.
-fn check_int8(name: &str) {
+/// here on the CPU path against transformers' f32 logits, on every input (the uniform one
+/// too), and bounded per model size. With seeded random weights the top classes are close
+/// (astronaut: 0.03 between the first two), so the top-1 must hold only where transformers'
+/// margin is clear.
+fn check_int8(name: &str, bound: f32) {
     let m = load(name, Dtype::Int8);
     let net = CpuNetwork::new(m.network.clone());
-    let (mut worst, mut top1_same, mut top5_overlap, mut photos) = (0.0f32, 0, 0, 0);
-    for input in inputs().into_iter().filter(|i| *i != "uniform") {
+    let (mut worst, mut top1_same, mut top5_overlap, mut count) = (0.0f32, 0, 0, 0);
+    for input in inputs() {
         let logits = net.forward(&input_of(name, input)).logits;
         let want_logits = expected_logits(name, input);
         let err = max_abs_diff(&logits, &want_logits);
         let (got, want) = (top5(&logits), expected_top5(name, input));
         let margin = want_logits[want[0]] - want_logits[want[1]];
         worst = worst.max(err);
-        photos += 1;
+        count += 1;
         top1_same += (got[0] == want[0]) as usize;
         let overlap = got.iter().filter(|c| want.contains(c)).count();
         top5_overlap += overlap;
@@ -224,18 +223,21 @@ fn check_int8(name: &str) {
         }
         assert!(overlap >= 4, "int8 {name} {input}: top-5 shares only {overlap} classes");
     }
-    println!("int8 {name}: worst {worst:.2e}; top-1 same on {top1_same}/{photos} photos; top-5 overlap {top5_overlap}/{}", 5 * photos);
-    assert!(worst < 0.5, "int8 {name}: max logit error {worst}");
+    println!("int8 {name}: worst {worst:.2e}; top-1 same on {top1_same}/{count} inputs; top-5 overlap {top5_overlap}/{}", 5 * count);
+    assert!(worst < bound, "int8 {name}: max logit error {worst} over {bound}");
 }
 
 #[test]
 fn int8_weights_error_is_bounded_tiny() {
-    check_int8("tiny");
+    // Measured: 1.39e-1 (cat.png).
+    check_int8("tiny", 0.28);
 }
 
 #[test]
 fn int8_weights_error_is_bounded_full() {
-    check_int8("full");
+    // Measured: 3.85e-1 (rocket-exif.jpg). Twice that (0.77) would loosen the bound of 0.5 this
+    // test had before, so it stays: 1.3x.
+    check_int8("full", 0.5);
 }
 
 #[test]

@@ -8,6 +8,9 @@ hostile files for the converter's safety tests.
   hf-bin/          torch.save(state_dict) -> pytorch_model.bin (torch's zip format)
   timm/            timm save_for_hf: model.safetensors + pytorch_model.bin with timm's names
   bit-npz/         numpy.savez with the original Big Transfer names (HWIO kernels)
+  bit-npz-deflated/ the same by numpy.savez_compressed (deflated entries: the inflate path)
+  zip64/           numpy.savez of the final GroupNorm's two arrays, every record in zip64 form
+                   (zipfile's zip64 limits lowered to 0 while it writes)
   hostile/         pickles that call os.system / an unknown global, an npz with an object array
 
 Every folder except hostile/ carries the tiny model's config.json and
@@ -225,6 +228,33 @@ def bit_npz_form(state, x, expected):
     assert np.abs(got - expected).max() < 1e-4, np.abs(got - expected).max()
 
 
+def deflated_and_zip64_forms(state):
+    import zipfile
+
+    arrays = dict(hf_to_bit(k, v) for k, v in state.items())
+    folder = OUT / "bit-npz-deflated"
+    shutil.rmtree(folder, ignore_errors=True)
+    with_configs(folder)
+    np.savez_compressed(folder / "BiT-M-R50x1-tiny.npz", **arrays)
+    with zipfile.ZipFile(folder / "BiT-M-R50x1-tiny.npz") as z:
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
+    folder = OUT / "zip64"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    small = {k: v for k, v in arrays.items() if k.startswith("resnet/group_norm/")}
+    assert len(small) == 2
+    limits = zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT
+    zipfile.ZIP64_LIMIT = zipfile.ZIP_FILECOUNT_LIMIT = 0
+    try:
+        np.savez(folder / "group-norm.npz", **small)
+    finally:
+        zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = limits
+    data = (folder / "group-norm.npz").read_bytes()
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data  # zip64 end record and locator
+    with np.load(folder / "group-norm.npz") as z:
+        assert all(np.array_equal(z[k], v) for k, v in small.items())
+
+
 class _System:
     def __reduce__(self):
         return (os.system, ("echo pwned > /tmp/bit50-pwned",))
@@ -249,6 +279,7 @@ def main():
     hf_bin_form()
     timm_form(state, x, expected)
     bit_npz_form(state, x, expected)
+    deflated_and_zip64_forms(state)
     hostile_forms(state)
     paddle_forms(state, x, expected)
     for p in sorted(OUT.rglob("*")):
