@@ -136,3 +136,23 @@ fn a_kernel_the_processor_lacks_is_refused_by_name() {
         assert_eq!(Kernel::parse(k.name()).unwrap(), k);
     }
 }
+
+/// The thread count changes nothing: the same logits, bit for bit, on 1, 2 and 3 threads (the
+/// work is split by pixels, and GroupNorm's statistics are folded from fixed parts). At 200,
+/// where Winograd's last row of tiles is a half one.
+#[test]
+fn every_thread_count_gives_the_same_logits() {
+    let f = fixture("full200");
+    let net = CpuNetwork::new(f.model.network.clone());
+    let input = f.input("coffee.jpg");
+    let logits: Vec<Vec<f32>> = [1, 2, 3]
+        .into_iter()
+        .map(|threads| {
+            bit50::parallel::set_threads(threads);
+            net.forward(&input).logits
+        })
+        .collect();
+    bit50::parallel::set_threads(0);
+    assert_eq!(logits[0], logits[1], "1 vs 2 threads");
+    assert_eq!(logits[0], logits[2], "1 vs 3 threads");
+}

@@ -16,12 +16,19 @@
 //! `#[target_feature]` functions, reached only through a [`Kernel`] that feature detection
 //! (or a caller asking for one the processor has) made: never an illegal instruction.
 
-use crate::error::Result;
 use crate::bail;
+use crate::error::Result;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A micro-kernel: `(patch, depth, panel, acc)`, `patch` holding `MR` rows of `depth`.
 pub type Micro<const MR: usize, const NR: usize> = fn(&[f32], usize, &[f32], &mut [[f32; NR]; MR]);
+
+/// A micro-kernel with its kernel, whose vector width the elementwise loops around it use too.
+#[derive(Clone, Copy)]
+pub struct Tile<const MR: usize, const NR: usize> {
+    pub micro: Micro<MR, NR>,
+    pub kernel: Kernel,
+}
 
 /// Which micro-kernel the CPU path runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,7 +94,7 @@ impl Kernel {
         struct Width;
         impl WithTile for Width {
             type Out = usize;
-            fn call<const MR: usize, const NR: usize>(self, _: Micro<MR, NR>) -> usize {
+            fn call<const MR: usize, const NR: usize>(self, _: Tile<MR, NR>) -> usize {
                 NR
             }
         }
@@ -99,12 +106,12 @@ impl Kernel {
         assert!(self.supported(), "{} kernel on a processor without it", self.name());
         match self {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => w.call::<6, 16>(x86::avx2),
+            Kernel::Avx2 => w.call::<6, 16>(Tile { micro: x86::avx2, kernel: self }),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => w.call::<12, 32>(x86::avx512),
+            Kernel::Avx512 => w.call::<12, 32>(Tile { micro: x86::avx512, kernel: self }),
             #[cfg(target_arch = "aarch64")]
-            Kernel::Neon => w.call::<8, 8>(arm::neon),
-            _ => w.call::<4, 8>(portable),
+            Kernel::Neon => w.call::<8, 8>(Tile { micro: arm::neon, kernel: self }),
+            _ => w.call::<4, 8>(Tile { micro: portable, kernel: self }),
         }
     }
 }
@@ -112,7 +119,7 @@ impl Kernel {
 /// Something generic over a tile shape (the CPU path's convolutions), for `Kernel::with_tile`.
 pub trait WithTile {
     type Out;
-    fn call<const MR: usize, const NR: usize>(self, micro: Micro<MR, NR>) -> Self::Out;
+    fn call<const MR: usize, const NR: usize>(self, tile: Tile<MR, NR>) -> Self::Out;
 }
 
 /// The kernel the CPU path uses: as set by `set_kernel`, else the widest this processor has.
@@ -192,9 +199,44 @@ fn portable(patch: &[f32], depth: usize, panel: &[f32], acc: &mut [[f32; 8]; 4])
     *acc = unsafe { core::mem::transmute::<[[v128; 2]; 4], [[f32; 8]; 4]>(sums) };
 }
 
+impl<const MR: usize, const NR: usize> Tile<MR, NR> {
+    /// Runs `f` compiled for this kernel's vectors: for the loops around the micro-kernel that
+    /// the compiler vectorizes (transforms, GroupNorm), which the baseline build keeps to SSE2.
+    /// `f` must be an `#[inline(always)]` closure, so that its loops are compiled in here.
+    #[inline(always)]
+    pub fn widest<R>(self, f: impl FnOnce() -> R) -> R {
+        self.kernel.widest(f)
+    }
+}
+
+impl Kernel {
+    /// As [`Tile::widest`].
+    #[inline(always)]
+    pub fn widest<R>(self, f: impl FnOnce() -> R) -> R {
+        match self {
+            // SAFETY: a `Kernel` other than Portable is made only where the processor has it.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { x86::with_avx512(f) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { x86::with_avx2(f) },
+            _ => f(),
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 
     /// 6 x 16 with AVX2 and FMA. Safe to call only through a `Kernel::Avx2` (checked support).
     pub(super) fn avx2(patch: &[f32], depth: usize, panel: &[f32], acc: &mut [[f32; 16]; 6]) {

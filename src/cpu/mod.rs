@@ -14,7 +14,8 @@ pub use gemm::{kernel, set_kernel, Kernel, KERNELS};
 use crate::error::Result;
 use crate::layers::{self, Activation, Forward, GN_EPS};
 use crate::model::{Conv, GroupNorm, Network};
-use gemm::{Micro, WithTile};
+use gemm::{Tile, WithTile};
+use std::mem::MaybeUninit;
 
 /// A network whose convolution weights are packed for one micro-kernel (so it is not a
 /// `Network` any more: reference.rs could not read it).
@@ -68,12 +69,14 @@ struct Run<'a> {
 
 impl WithTile for Run<'_> {
     type Out = Forward;
-    fn call<const MR: usize, const NR: usize>(self, micro: Micro<MR, NR>) -> Forward {
+    fn call<const MR: usize, const NR: usize>(self, tile: Tile<MR, NR>) -> Forward {
         let net = self.net;
-        let conv = |x: &Activation, c: &Conv, residual: Option<&Activation>| conv2d(x, c, residual, micro);
+        let conv = |x: &Activation, c: &Conv, residual: Option<&Activation>| conv2d(x, c, residual, tile);
+        let group_norm_relu = |x: Activation, gn: &GroupNorm| group_norm_relu(x, gn, net.groups, tile.kernel);
+        let group_norm_relu_copy = |x: &Activation, gn: &GroupNorm| group_norm_relu_copy(x, gn, net.groups, tile.kernel);
         let size = net.image_size;
         let x = Activation::from_chw(self.pixels, 3, size, size);
-        let stem = layers::max_pool_3x3_s2(&layers::zero_pad_1(&conv(&x, &net.stem, None)));
+        let stem = pad_and_max_pool(&conv(&x, &net.stem, None), tile.kernel);
         let mut stages: Vec<Activation> = Vec::new();
         for stage in &net.stages {
             // Each block's output, owned; the first block reads the previous stage's (no copies).
@@ -81,15 +84,15 @@ impl WithTile for Run<'_> {
             for b in stage {
                 let input = x.as_ref().or(stages.last()).unwrap_or(&stem);
                 // The block's input stays as it is for the residual; the maps inside are normalized in place.
-                let pre = group_norm_relu(input.clone(), &b.norm1, net.groups);
+                let pre = group_norm_relu_copy(input, &b.norm1);
                 let projected = b.downsample.as_ref().map(|proj| conv(&pre, proj, None));
                 let h = conv(&pre, &b.conv1, None);
-                let h = conv(&group_norm_relu(h, &b.norm2, net.groups), &b.conv2, None);
-                x = Some(conv(&group_norm_relu(h, &b.norm3, net.groups), &b.conv3, Some(projected.as_ref().unwrap_or(input))));
+                let h = conv(&group_norm_relu(h, &b.norm2), &b.conv2, None);
+                x = Some(conv(&group_norm_relu(h, &b.norm3), &b.conv3, Some(projected.as_ref().unwrap_or(input))));
             }
             stages.push(x.unwrap_or_else(|| stages.last().unwrap_or(&stem).clone()));
         }
-        let norm = group_norm_relu(stages.last().unwrap_or(&stem).clone(), &net.norm, net.groups);
+        let norm = group_norm_relu_copy(stages.last().unwrap_or(&stem), &net.norm);
         let pooled = layers::global_average_pool(&norm);
         let logits = layers::linear(&pooled, &net.classifier_weight, &net.classifier_bias);
         Forward { stem, stages, norm, pooled, logits }
@@ -114,107 +117,279 @@ fn pack(conv: &mut Conv, nr: usize) {
 /// Each step multiplies `MR` output pixels' receptive fields, `[MR][kh*kw*cin]`, by every
 /// weight panel: read in place for a 1x1 stride-1 convolution (NHWC rows are its patch),
 /// else copied into a patch (zeros where the window leaves the image).
-fn conv2d<const MR: usize, const NR: usize>(x: &Activation, conv: &Conv, residual: Option<&Activation>, micro: Micro<MR, NR>) -> Activation {
+fn conv2d<const MR: usize, const NR: usize>(x: &Activation, conv: &Conv, residual: Option<&Activation>, tile: Tile<MR, NR>) -> Activation {
     assert_eq!(x.c, conv.cin);
     if winograd::applies(conv) {
         assert!(residual.is_none(), "BiT adds residuals only after 1x1 convolutions");
-        return winograd::conv2d(x, conv, micro);
+        return winograd::conv2d(x, conv, tile);
     }
     let (oh, ow) = (conv.out_size(x.h), conv.out_size(x.w));
     let (cin, cout, depth) = (conv.cin, conv.cout, conv.k * conv.k * conv.cin);
-    let mut out = Activation { h: oh, w: ow, c: cout, data: vec![0.0; oh * ow * cout] };
     if let Some(r) = residual {
         assert_eq!((r.h, r.w, r.c), (oh, ow, cout));
     }
     let pixels = oh * ow;
     let in_place = conv.k == 1 && conv.stride == 1 && conv.pad == 0;
-    crate::parallel::for_each_block(&mut out.data, cout, MR, |first_pixel, out_block| {
-        let mut copied = vec![0.0f32; MR * depth];
-        let mut acc = [[0.0f32; NR]; MR];
-        for (step, out_step) in out_block.chunks_mut(MR * cout).enumerate() {
-            let p0 = first_pixel + step * MR;
-            let count = out_step.len() / cout;
-            let patch: &[f32] = if in_place && count == MR {
-                &x.data[p0 * cin..][..MR * cin]
-            } else {
-                for (i, field) in copied.chunks_exact_mut(depth).enumerate() {
-                    // Past the last pixel, repeat it: computed, never stored.
-                    let p = (p0 + i).min(pixels - 1);
-                    let (oy, ox) = (p / ow, p % ow);
-                    for (tap, dst) in field.chunks_exact_mut(cin).enumerate() {
-                        let iy = (oy * conv.stride + tap / conv.k) as isize - conv.pad as isize;
-                        let ix = (ox * conv.stride + tap % conv.k) as isize - conv.pad as isize;
-                        if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
-                            dst.fill(0.0);
+    // SAFETY: each block's steps cover its pixels, and each step's panels every channel of them.
+    unsafe {
+        new_map(oh, ow, cout, cout, MR, |first_pixel, out_block| {
+            tile.widest(
+                #[inline(always)]
+                || {
+                    let mut copied = vec![0.0f32; MR * depth];
+                    let mut acc = [[0.0f32; NR]; MR];
+                    for (step, out_step) in out_block.chunks_mut(MR * cout).enumerate() {
+                        let p0 = first_pixel + step * MR;
+                        let count = out_step.len() / cout;
+                        let patch: &[f32] = if in_place && count == MR {
+                            &x.data[p0 * cin..][..MR * cin]
                         } else {
-                            dst.copy_from_slice(&x.data[(iy as usize * x.w + ix as usize) * cin..][..cin]);
+                            for (i, field) in copied.chunks_exact_mut(depth).enumerate() {
+                                // Past the last pixel, repeat it: computed, never stored.
+                                let p = (p0 + i).min(pixels - 1);
+                                let (oy, ox) = (p / ow, p % ow);
+                                let ix0 = (ox * conv.stride) as isize - conv.pad as isize;
+                                // One row of the window (k taps of cin, contiguous in NHWC) at a time: one
+                                // copy where it lies inside the image (the 7x7 stem's 21 floats), else per tap.
+                                for (ky, row) in field.chunks_exact_mut(conv.k * cin).enumerate() {
+                                    let iy = (oy * conv.stride + ky) as isize - conv.pad as isize;
+                                    if iy < 0 || iy >= x.h as isize {
+                                        row.fill(0.0);
+                                    } else if ix0 >= 0 && ix0 as usize + conv.k <= x.w {
+                                        row.copy_from_slice(&x.data[(iy as usize * x.w + ix0 as usize) * cin..][..conv.k * cin]);
+                                    } else {
+                                        for (kx, dst) in row.chunks_exact_mut(cin).enumerate() {
+                                            let ix = ix0 + kx as isize;
+                                            if ix < 0 || ix >= x.w as isize {
+                                                dst.fill(0.0);
+                                            } else {
+                                                dst.copy_from_slice(&x.data[(iy as usize * x.w + ix as usize) * cin..][..cin]);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            &copied
+                        };
+                        for (panel_index, panel) in conv.weight.chunks_exact(depth * NR).enumerate() {
+                            (tile.micro)(patch, depth, panel, &mut acc);
+                            let first = panel_index * NR;
+                            let lanes = NR.min(cout - first);
+                            for (i, sums) in acc.iter().enumerate().take(count) {
+                                let dst = &mut out_step[i * cout + first..][..lanes];
+                                match residual {
+                                    Some(r) => {
+                                        for ((d, &v), &r) in dst.iter_mut().zip(sums).zip(&r.data[(p0 + i) * cout + first..][..lanes]) {
+                                            d.write(v + r);
+                                        }
+                                    }
+                                    None => {
+                                        for (d, &v) in dst.iter_mut().zip(sums) {
+                                            d.write(v);
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
-                }
-                &copied
-            };
-            for (panel_index, panel) in conv.weight.chunks_exact(depth * NR).enumerate() {
-                micro(patch, depth, panel, &mut acc);
-                let first = panel_index * NR;
-                let lanes = NR.min(cout - first);
-                for (i, sums) in acc.iter().enumerate().take(count) {
-                    let dst = &mut out_step[i * cout + first..][..lanes];
-                    dst.copy_from_slice(&sums[..lanes]);
-                    if let Some(r) = residual {
-                        for (d, r) in dst.iter_mut().zip(&r.data[(p0 + i) * cout + first..][..lanes]) {
-                            *d += r;
-                        }
-                    }
-                }
-            }
-        }
-    });
-    out
+                },
+            )
+        })
+    }
 }
 
-/// GroupNorm (biased variance, two passes as in reference.rs), affine, then ReLU, in place;
-/// the statistics on one thread, their application split over the threads.
-fn group_norm_relu(mut x: Activation, gn: &GroupNorm, groups: usize) -> Activation {
-    let (c, per_group) = (x.c, x.c / groups);
-    let n = (x.data.len() / c * per_group) as f64;
-    let per_channel = |group_values: &[f64]| -> Vec<f32> { (0..c).map(|ch| group_values[ch / per_group] as f32).collect() };
-    let group_sums = |sums: Vec<f64>| -> Vec<f64> { sums.chunks_exact(per_group).map(|g| g.iter().sum()).collect() };
-    let mean: Vec<f64> = group_sums(channel_sums::<false>(&x.data, &vec![0.0; c])).iter().map(|s| s / n).collect();
-    let var: Vec<f64> = group_sums(channel_sums::<true>(&x.data, &per_channel(&mean))).iter().map(|s| s / n).collect();
-    let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
-        .map(|ch| {
-            let g = ch / per_group;
-            let s = gn.weight[ch] as f64 / (var[g] + GN_EPS).sqrt();
-            (s as f32, (gn.bias[ch] as f64 - mean[g] * s) as f32)
+/// The stem's padding and pooling (layers::zero_pad_1, then max_pool_3x3_s2) in one pass over the
+/// map, split over the threads: a window that reaches into the padding takes its zero.
+fn pad_and_max_pool(x: &Activation, kernel: Kernel) -> Activation {
+    let (oh, ow, c) = ((x.h - 1) / 2 + 1, (x.w - 1) / 2 + 1, x.c);
+    // SAFETY: every channel of every pixel of each block's rows is written.
+    unsafe {
+        new_map(oh, ow, c, ow * c, 1, |first_row, rows| {
+            kernel.widest(
+                #[inline(always)]
+                || {
+                    let mut max = vec![0.0f32; c];
+                    for (r, out_row) in rows.chunks_exact_mut(ow * c).enumerate() {
+                        let oy = first_row + r;
+                        for (ox, out) in out_row.chunks_exact_mut(c).enumerate() {
+                            // Rows and columns 2 * o - 1 ..= 2 * o + 1 of the map, those inside it.
+                            let ys = (2 * oy).saturating_sub(1)..(2 * oy + 2).min(x.h);
+                            let xs = (2 * ox).saturating_sub(1)..(2 * ox + 2).min(x.w);
+                            max.fill(if ys.len() < 3 || xs.len() < 3 { 0.0 } else { f32::NEG_INFINITY });
+                            for y in ys {
+                                for v in x.data[(y * x.w + xs.start) * c..(y * x.w + xs.end) * c].chunks_exact(c) {
+                                    for (m, &v) in max.iter_mut().zip(v) {
+                                        *m = if v > *m { v } else { *m };
+                                    }
+                                }
+                            }
+                            for (o, &m) in out.iter_mut().zip(&max) {
+                                o.write(m);
+                            }
+                        }
+                    }
+                },
+            )
         })
-        .unzip();
-    crate::parallel::for_each_block(&mut x.data, c, 1, |_, block| {
-        for pixel in block.chunks_exact_mut(c) {
-            for ((v, s), t) in pixel.iter_mut().zip(&scale).zip(&shift) {
-                // Not f32::max: in WebAssembly that is a call to fmaxf per value; this compare vectorizes.
-                let y = *v * s + t;
-                *v = if y > 0.0 { y } else { 0.0 };
-            }
-        }
+    }
+}
+
+/// A new `h x w x c` map whose values `fill` writes, block by block as `parallel::for_each_block`
+/// hands them out (`unit` and `align` as there): not zeroed first, which would be one more pass
+/// over memory, on one thread.
+///
+/// # Safety
+/// `fill` must write every value of each block it is given.
+unsafe fn new_map(h: usize, w: usize, c: usize, unit: usize, align: usize, fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Activation {
+    let len = h * w * c;
+    let mut data = Vec::with_capacity(len);
+    crate::parallel::for_each_block(&mut data.spare_capacity_mut()[..len], unit, align, fill);
+    // SAFETY: the blocks cover all `len` values, and `fill` wrote each (the caller's promise).
+    unsafe { data.set_len(len) };
+    Activation { h, w, c, data }
+}
+
+/// GroupNorm (biased variance), affine, then ReLU, in place.
+fn group_norm_relu(mut x: Activation, gn: &GroupNorm, groups: usize, kernel: Kernel) -> Activation {
+    let (scale, shift) = group_norm_affine(&x, gn, groups, kernel);
+    crate::parallel::for_each_block(&mut x.data, x.c, 1, |_, block| {
+        kernel.widest(
+            #[inline(always)]
+            || {
+                for pixel in block.chunks_exact_mut(scale.len()) {
+                    for ((v, s), t) in pixel.iter_mut().zip(&scale).zip(&shift) {
+                        *v = relu(*v * s + t);
+                    }
+                }
+            },
+        )
     });
     x
 }
 
-/// Per channel, the sum over pixels of `v - center` (or its square): in f32 over 32 pixels
-/// at a time, which vectorizes, and in f64 across those partial sums.
-fn channel_sums<const SQUARE: bool>(data: &[f32], center: &[f32]) -> Vec<f64> {
-    let c = center.len();
-    let (mut total, mut partial) = (vec![0.0f64; c], vec![0.0f32; c]);
-    for rows in data.chunks(32 * c) {
-        partial.fill(0.0);
-        for pixel in rows.chunks_exact(c) {
-            for ((s, &v), &m) in partial.iter_mut().zip(pixel).zip(center) {
-                *s += if SQUARE { (v - m) * (v - m) } else { v - m };
+/// The same into a new map, `x` left as it is (a block's input, kept for its residual): one
+/// pass, where a copy normalized in place would take two.
+fn group_norm_relu_copy(x: &Activation, gn: &GroupNorm, groups: usize, kernel: Kernel) -> Activation {
+    let (scale, shift) = group_norm_affine(x, gn, groups, kernel);
+    let c = x.c;
+    // SAFETY: every value of a block is written, from the same one of `x`.
+    unsafe {
+        new_map(x.h, x.w, c, c, 1, |first, block| {
+            kernel.widest(
+                #[inline(always)]
+                || {
+                    for (dst, src) in block.chunks_exact_mut(c).zip(x.data[first * c..].chunks_exact(c)) {
+                        for (((d, &v), s), t) in dst.iter_mut().zip(src).zip(&scale).zip(&shift) {
+                            d.write(relu(v * s + t));
+                        }
+                    }
+                },
+            )
+        })
+    }
+}
+
+/// Not f32::max: in WebAssembly that is a call to fmaxf per value; this compare vectorizes.
+#[inline(always)]
+fn relu(y: f32) -> f32 {
+    if y > 0.0 {
+        y
+    } else {
+        0.0
+    }
+}
+
+/// Per channel, GroupNorm's `scale` and `shift` (`y = x * scale + shift`), from each group's
+/// mean and biased variance over its channels and every pixel.
+fn group_norm_affine(x: &Activation, gn: &GroupNorm, groups: usize, kernel: Kernel) -> (Vec<f32>, Vec<f32>) {
+    let (c, pixels) = (x.c, x.h * x.w);
+    let per_group = c / groups;
+    // In 16 fixed parts, so that the statistics (and the logits) are the same on any number of threads.
+    let moments = crate::parallel::map_ranges(pixels, 16, |range| Moments::of(&x.data[range.start * c..range.end * c], c, kernel))
+        .into_iter()
+        .reduce(Moments::merge)
+        .unwrap_or_default();
+    let mut scale = vec![0.0f32; c];
+    let mut shift = vec![0.0f32; c];
+    for g in 0..groups {
+        let channels = g * per_group..(g + 1) * per_group;
+        let mean = moments.mean[channels.clone()].iter().sum::<f64>() / per_group as f64;
+        // The group's squared deviations: within each channel, plus each channel's mean's from the group's.
+        let m2: f64 = channels.clone().map(|ch| moments.m2[ch] + moments.n * (moments.mean[ch] - mean).powi(2)).sum();
+        let var = m2 / (moments.n * per_group as f64);
+        for ch in channels {
+            let s = gn.weight[ch] as f64 / (var + GN_EPS).sqrt();
+            scale[ch] = s as f32;
+            shift[ch] = (gn.bias[ch] as f64 - mean * s) as f32;
+        }
+    }
+    (scale, shift)
+}
+
+/// Per channel, over some pixels: their count, mean and sum of squared deviations from it.
+#[derive(Default)]
+struct Moments {
+    n: f64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Moments {
+    /// Of `data`'s pixels (`c` channels each), in one pass over memory: a chunk of pixels small
+    /// enough to stay in cache is read twice in f32 (its mean, then the deviations from it),
+    /// and the chunks are merged in f64.
+    fn of(data: &[f32], c: usize, kernel: Kernel) -> Moments {
+        kernel.widest(
+            #[inline(always)]
+            || Self::of_here(data, c),
+        )
+    }
+
+    #[inline(always)]
+    fn of_here(data: &[f32], c: usize) -> Moments {
+        let chunk_pixels = (16384 / c).clamp(8, 64);
+        let (mut sum, mut dev) = (vec![0.0f32; c], vec![0.0f32; c]);
+        let mut total = Moments { n: 0.0, mean: vec![0.0; c], m2: vec![0.0; c] };
+        for chunk in data.chunks(chunk_pixels * c) {
+            let n = (chunk.len() / c) as f32;
+            sum.fill(0.0);
+            for pixel in chunk.chunks_exact(c) {
+                sum.iter_mut().zip(pixel).for_each(|(s, &v)| *s += v);
+            }
+            sum.iter_mut().for_each(|s| *s /= n);
+            dev.fill(0.0);
+            for pixel in chunk.chunks_exact(c) {
+                for ((d, &v), &m) in dev.iter_mut().zip(pixel).zip(&sum) {
+                    *d += (v - m) * (v - m);
+                }
+            }
+            // `merge` of this chunk into the total, in place.
+            let (a, b) = (total.n, n as f64);
+            total.n += b;
+            for (((mean, m2), &mb), &db) in total.mean.iter_mut().zip(&mut total.m2).zip(&sum).zip(&dev) {
+                let delta = mb as f64 - *mean;
+                *mean += delta * b / total.n;
+                *m2 += db as f64 + delta * delta * a * b / total.n;
             }
         }
-        total.iter_mut().zip(&partial).for_each(|(t, &s)| *t += s as f64);
+        total
     }
-    total
+
+    /// Both sets of pixels together (Chan, Golub and LeVeque's pairwise update).
+    fn merge(self, other: Moments) -> Moments {
+        if self.n == 0.0 {
+            return other;
+        }
+        if other.n == 0.0 {
+            return self;
+        }
+        let n = self.n + other.n;
+        let (a, b) = (self.n, other.n);
+        let mean = self.mean.iter().zip(&other.mean).map(|(ma, mb)| ma + (mb - ma) * b / n).collect();
+        let m2 =
+            self.m2.iter().zip(&other.m2).zip(self.mean.iter().zip(&other.mean)).map(|((qa, qb), (ma, mb))| qa + qb + (mb - ma).powi(2) * a * b / n).collect();
+        Moments { n, mean, m2 }
+    }
 }
 
 /// This path's matrix-multiply throughput: a 1x1 convolution over `side x side` pixels,
@@ -231,7 +406,7 @@ pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn(
     }
     impl<F: Fn() -> f64> WithTile for Time<F> {
         type Out = f64;
-        fn call<const MR: usize, const NR: usize>(self, micro: Micro<MR, NR>) -> f64 {
+        fn call<const MR: usize, const NR: usize>(self, tile: Tile<MR, NR>) -> f64 {
             let Time { side, k, n, runs, now } = self;
             let x = Activation { h: side, w: side, c: k, data: vec![0.5; side * side * k] };
             let mut conv = Conv { k: 1, stride: 1, pad: 0, cin: k, cout: n, weight: vec![0.01; k * n] };
@@ -239,7 +414,7 @@ pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn(
             let mut times: Vec<f64> = (0..runs.max(1) + 2)
                 .map(|_| {
                     let started = now();
-                    std::hint::black_box(conv2d(&x, &conv, None, micro));
+                    std::hint::black_box(conv2d(&x, &conv, None, tile));
                     now() - started
                 })
                 .skip(2)
