@@ -8,6 +8,10 @@
 #   ./build.sh test       cargo test, cargo check for wasm32, the NEON kernel under qemu-aarch64,
 #                         the wasm builds, the browser tests
 #   ./build.sh weights    tools/fetch-weights.sh (the real google/bit-50 weights)
+#   ./build.sh mutants [module...]
+#                         cargo-mutants over preprocess, config, model, cpu, weights (or the
+#                         modules named), each with the tests that cover it; hours, not CI.
+#                         Reports go to target/mutants-out/<module>/mutants.out/
 #
 # It installs what is missing: the wasm32 rustup target, Rust nightly's rust-src (the threaded
 # wasm builds), the wasm-bindgen-cli matching Cargo.lock, the node packages (playwright-core,
@@ -213,14 +217,44 @@ case "$cmd" in
     [ "$status" = 0 ] && say "all tests passed" || say "some tests FAILED"
     exit "$status"
     ;;
+  mutants)
+    command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+    # Each module with the fast tests that exercise it (the GPU and the full-size batch runs are
+    # left out: they test the same code slower). The crate builds at opt-level 1 (profile
+    # mutants), so a mutant costs seconds to build.
+    skip=(-- -- --skip gpu --skip f16 --skip subgroup --skip tiled --skip a_batch --skip embed)
+    declare -A files=(
+      [preprocess]=src/preprocess.rs [config]=src/config.rs [model]=src/model.rs
+      [cpu]='src/cpu/*.rs' [weights]='src/weights/*.rs')
+    declare -A tests=(
+      [preprocess]="--lib --test preprocess"
+      [config]="--lib --test converters --test parity"
+      [model]="--lib --test parity --test cpu_kernels"
+      [cpu]="--lib --test cpu_kernels --test parity"
+      [weights]="--lib --test converters --test fuzz_readers --test head --test parity")
+    modules=("${@:2}")
+    [ ${#modules[@]} -gt 0 ] || modules=(preprocess config model cpu weights)
+    status=0
+    for m in "${modules[@]}"; do
+      [ -n "${files[$m]:-}" ] || die "unknown module $m (preprocess, config, model, cpu, weights)"
+      say "cargo mutants: $m (${files[$m]})"
+      mkdir -p "target/mutants-out/$m"
+      args=()
+      for a in ${tests[$m]}; do args+=(--cargo-test-arg="$a"); done
+      CARGO_TARGET_DIR="$root/target/mutants" nice cargo mutants --file "${files[$m]}" --profile mutants \
+        --copy-target false --jobs 1 --timeout 240 --output "target/mutants-out/$m" \
+        ${MUTANTS_ARGS:-} "${args[@]}" "${skip[@]}" || status=1
+    done
+    exit "$status"
+    ;;
   weights)
     [ -x tools/fetch-weights.sh ] || die "tools/fetch-weights.sh is not there yet"
     BIT50="$(native_cli)" exec tools/fetch-weights.sh "${@:2}"
     ;;
   -h|--help|help)
-    sed -n '2,15p' "$0"
+    sed -n '2,19p' "$0"
     ;;
   *)
-    die "unknown command $cmd (build, serve, test, weights)"
+    die "unknown command $cmd (build, serve, test, weights, mutants)"
     ;;
 esac

@@ -9,34 +9,6 @@ use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn bit50(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bit50")).args(args).env("NODEVICE_SELECT", "1").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect::<Vec<_>>().join("\n");
-    Run { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The tiny fixture model converted by the command itself.
-fn tiny_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = scratch("cli-tiny").join("model");
-        let run = bit50(&["convert", path(&fixtures().join("tiny")), "--out", path(&out)]);
-        assert!(run.ok, "{}", run.stderr);
-        out
-    })
-}
 
 fn photo(name: &str) -> String {
     fixtures().join("photos").join(name).to_str().unwrap().to_string()
@@ -69,8 +41,8 @@ fn check_photos(model: &str, dir: &Path, cpu: bool) {
 
 #[test]
 fn photo_files_give_transformers_top5_tiny_gpu_and_cpu() {
-    check_photos("tiny", tiny_dir(), false);
-    check_photos("tiny", tiny_dir(), true);
+    check_photos("tiny", converted_tiny(), false);
+    check_photos("tiny", converted_tiny(), true);
 }
 
 #[test]
@@ -96,13 +68,13 @@ fn stored_pixels_and_text_output() {
     let dir = scratch("cli-pixels");
     let npy = dir.join("uniform.npy");
     std::fs::write(&npy, bit50::weights::npy::write_f32(&[1, 3, 64, 64], &uniform_input("tiny"))).unwrap();
-    let run = bit50(&["classify", "--model", path(tiny_dir()), "--json", "--logits", "--pixels", path(&npy)]);
+    let run = bit50(&["classify", "--model", path(converted_tiny()), "--json", "--logits", "--pixels", path(&npy)]);
     assert!(run.ok, "{}", run.stderr);
     let line = &json_lines(&run.stdout)[0];
     assert!(max_abs_diff(&floats(&line["logits"]), &expected_logits("tiny", "uniform")) < 1e-4);
-    let manifest: Value = serde_json::from_slice(&std::fs::read(tiny_dir().join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(&std::fs::read(converted_tiny().join("manifest.json")).unwrap()).unwrap();
     assert!(manifest.get("untrained").is_none(), "a converted model is not marked untrained");
-    let run = bit50(&["classify", "--model", path(tiny_dir()), "--top", "3", &photo("cat.png")]);
+    let run = bit50(&["classify", "--model", path(converted_tiny()), "--top", "3", &photo("cat.png")]);
     assert!(run.ok);
     assert!(run.stdout.contains(" ms, ") && run.stdout.lines().count() == 4, "{}", run.stdout);
     // Without --gpu or --cpu, the faster path measured at load runs: on a CPU device (lavapipe,
@@ -110,7 +82,7 @@ fn stored_pixels_and_text_output() {
     let gpu = pollster::block_on(bit50::gpu::Gpu::new(bit50::gpu::Features::ALL)).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)");
     let engine = if gpu.is_cpu() { "cpu path" } else { "gpu" };
     assert!(run.stdout.contains(&format!(" ms, {engine})")), "{}: {}", gpu.describe(), run.stdout);
-    assert!(!bit50(&["classify", "--model", path(tiny_dir()), "--cpu", "--gpu", &photo("cat.png")]).ok);
+    assert!(!bit50(&["classify", "--model", path(converted_tiny()), "--cpu", "--gpu", &photo("cat.png")]).ok);
 }
 
 /// A failure: non-zero exit, one "error: FILE: problem" line, no panic.
@@ -129,7 +101,7 @@ fn bad_image(name: &str, bytes: &[u8]) -> String {
 }
 
 fn classify(file: &str) -> Run {
-    bit50(&["classify", "--model", path(tiny_dir()), file])
+    bit50(&["classify", "--model", path(converted_tiny()), file])
 }
 
 #[test]
@@ -155,11 +127,9 @@ fn bad_images_are_refused_with_a_named_reason() {
 #[test]
 fn one_pixel_and_thin_images_are_classified() {
     // What transformers' processor takes (resize the short side, centre crop), bit50 takes too.
-    let files: Vec<String> = ["1x1.png", "3x100.png", "1000x3.png"]
-        .iter()
-        .map(|f| fixtures().join("images/src").join(f).to_str().unwrap().to_string())
-        .collect();
-    let mut args = vec!["classify", "--model", path(tiny_dir()), "--json", "--cpu"];
+    let files: Vec<String> =
+        ["1x1.png", "3x100.png", "1000x3.png"].iter().map(|f| fixtures().join("images/src").join(f).to_str().unwrap().to_string()).collect();
+    let mut args = vec!["classify", "--model", path(converted_tiny()), "--json", "--cpu"];
     args.extend(files.iter().map(String::as_str));
     let run = bit50(&args);
     assert!(run.ok, "{}", run.stderr);
@@ -171,7 +141,7 @@ fn one_pixel_and_thin_images_are_classified() {
 #[test]
 fn one_bad_image_does_not_lose_the_others() {
     let text = bad_image("not-a-photo.png", b"hello");
-    let run = bit50(&["classify", "--model", path(tiny_dir()), "--json", &photo("cat.png"), &text, &photo("coffee.jpg")]);
+    let run = bit50(&["classify", "--model", path(converted_tiny()), "--json", &photo("cat.png"), &text, &photo("coffee.jpg")]);
     assert!(!run.ok);
     assert_eq!(json_lines(&run.stdout).len(), 2, "both good photos answered");
     assert!(run.stderr.contains("not-a-photo.png: not an image"), "{}", run.stderr);
@@ -180,7 +150,7 @@ fn one_bad_image_does_not_lose_the_others() {
 /// A copy of the converted tiny model to damage.
 fn model_copy(name: &str) -> PathBuf {
     let dir = scratch(name);
-    for entry in std::fs::read_dir(tiny_dir()).unwrap() {
+    for entry in std::fs::read_dir(converted_tiny()).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
@@ -228,7 +198,7 @@ fn an_unsupported_config_is_refused_and_nothing_is_written() {
 #[test]
 fn embed_and_explain_outputs_agree_between_gpu_and_cpu() {
     let run = |cpu: bool| {
-        let mut args = vec!["classify", "--model", path(tiny_dir()), "--json", "--embed", "--explain"];
+        let mut args = vec!["classify", "--model", path(converted_tiny()), "--json", "--embed", "--explain"];
         args.push(if cpu { "--cpu" } else { "--gpu" });
         let cat = photo("cat.png");
         args.push(&cat);
@@ -273,13 +243,13 @@ fn in_one_of_three_runs(run: fn() -> Result<(), String>) {
 
 /// Asserts the arithmetic; returns how the timings disagree, if they do.
 fn check_bench_text() -> Result<(), String> {
-    let run = bit50(&["bench", "--model", path(tiny_dir()), "--runs", "5"]);
+    let run = bit50(&["bench", "--model", path(converted_tiny()), "--runs", "5"]);
     assert!(run.ok, "{}", run.stderr);
     let out = &run.stdout;
     for line in ["model ", "adapter ", "convolution kernels", "load ", "first ", "warm ", "compute ", "gpu memory ", "per layer ", "matmul ", "cpu path "] {
         assert!(out.contains(line), "no '{line}' in:\n{out}");
     }
-    let flops = bit50::weights::load_dir(tiny_dir()).unwrap().network.flops();
+    let flops = bit50::weights::load_dir(converted_tiny()).unwrap().network.flops();
     let line = |prefix: &str| out.lines().find(|l| l.starts_with(prefix)).unwrap();
     // The number just before `unit` in `text` (a word of its own or behind '(').
     let before = |text: &str, unit: &str| -> f64 {
@@ -337,7 +307,7 @@ fn bench_json_figures_agree() {
 }
 
 fn check_bench_json() -> Result<(), String> {
-    let run = bit50(&["bench", "--model", path(tiny_dir()), "--runs", "5", "--batch", "2", "--json"]);
+    let run = bit50(&["bench", "--model", path(converted_tiny()), "--runs", "5", "--batch", "2", "--json"]);
     assert!(run.ok, "{}", run.stderr);
     let lines = json_lines(&run.stdout);
     assert!(lines.iter().any(|l| l["backend"] == "gpu") && lines.last().unwrap()["backend"] == "cpu", "{}", run.stdout);
@@ -353,7 +323,11 @@ fn check_bench_json() -> Result<(), String> {
             slow.push(format!("{} {} {}: first {first} ms, warm {warm} ms", l["backend"], l["kernel"], l["dtype"]));
         }
     }
-    if slow.is_empty() { Ok(()) } else { Err(slow.join("; ")) }
+    if slow.is_empty() {
+        Ok(())
+    } else {
+        Err(slow.join("; "))
+    }
 }
 
 #[test]
@@ -371,7 +345,7 @@ fn help_after_any_command_prints_the_usage() {
 #[test]
 fn cpu_kernel_is_chosen_by_flag_and_named_by_bench() {
     let classify = |extra: &[&str]| {
-        let mut args = vec!["classify", "--model", path(tiny_dir()), "--cpu", "--json", "--logits"];
+        let mut args = vec!["classify", "--model", path(converted_tiny()), "--cpu", "--json", "--logits"];
         args.extend_from_slice(extra);
         let cat = photo("cat.png");
         args.push(&cat);
@@ -383,14 +357,14 @@ fn cpu_kernel_is_chosen_by_flag_and_named_by_bench() {
     let portable = classify(&["--cpu-kernel", "portable"]);
     assert!(max_abs_diff(&detected, &portable) < 1e-5, "{}", max_abs_diff(&detected, &portable));
 
-    let run = bit50(&["bench", "--model", path(tiny_dir()), "--cpu", "--json", "--runs", "1", "--cpu-kernel", "portable"]);
+    let run = bit50(&["bench", "--model", path(converted_tiny()), "--cpu", "--json", "--runs", "1", "--cpu-kernel", "portable"]);
     assert!(run.ok, "{}", run.stderr);
     assert_eq!(json_lines(&run.stdout)[0]["kernel"], "portable", "{}", run.stdout);
 
-    let run = bit50(&["classify", "--model", path(tiny_dir()), "--cpu-kernel", "sse9", &photo("cat.png")]);
+    let run = bit50(&["classify", "--model", path(converted_tiny()), "--cpu-kernel", "sse9", &photo("cat.png")]);
     assert!(!run.ok && run.stderr.contains("\"sse9\"") && run.stderr.contains("expected portable, avx2, avx512 or neon"), "{}", run.stderr);
     let missing = if cfg!(target_arch = "x86_64") { "neon" } else { "avx2" };
-    let run = bit50(&["bench", "--model", path(tiny_dir()), "--cpu-kernel", missing]);
+    let run = bit50(&["bench", "--model", path(converted_tiny()), "--cpu-kernel", missing]);
     assert!(!run.ok && run.stderr.contains(&format!("cannot run the {missing} CPU kernel")), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
@@ -464,7 +438,7 @@ fn webp_and_gif_photos() {
     let gif_pixels = image::open(&gif).unwrap();
     assert_ne!(gif_pixels.to_rgb8(), cat.to_rgb8(), "the GIF's palette changes pixels");
     let gif_png = save("cat-from-gif.png", &gif_pixels, image::ImageFormat::Png);
-    let run = bit50(&["classify", "--model", path(tiny_dir()), "--cpu", "--json", "--logits", &photo("cat.png"), &webp, &gif, &gif_png]);
+    let run = bit50(&["classify", "--model", path(converted_tiny()), "--cpu", "--json", "--logits", &photo("cat.png"), &webp, &gif, &gif_png]);
     assert!(run.ok, "{}", run.stderr);
     let lines = json_lines(&run.stdout);
     let logits: Vec<Vec<f32>> = lines.iter().map(|l| floats(&l["logits"])).collect();
@@ -483,7 +457,7 @@ fn a_closed_stdout_ends_quietly() {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader); // closed before the command writes anything
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bit50"));
-        cmd.args(["classify", "--model", path(tiny_dir()), "--cpu"]).args(extra);
+        cmd.args(["classify", "--model", path(converted_tiny()), "--cpu"]).args(extra);
         cmd.args(PHOTOS.iter().map(|p| photo(p))).env("NODEVICE_SELECT", "1");
         let out = cmd.stdout(writer).stderr(std::process::Stdio::piped()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -492,6 +466,7 @@ fn a_closed_stdout_ends_quietly() {
     }
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = Command::new(env!("CARGO_BIN_EXE_bit50")).args(["bench", "--model", path(tiny_dir()), "--cpu", "--runs", "1"]).stdout(writer).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_bit50")).args(["bench", "--model", path(converted_tiny()), "--cpu", "--runs", "1"]).stdout(writer).output().unwrap();
     assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("panicked"), "bench: {:?}", out);
 }

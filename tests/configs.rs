@@ -12,8 +12,8 @@ use bit50::config::BitConfig;
 use bit50::cpu::CpuNetwork;
 use bit50::gpu::{ConvKernel, Features, Gpu, GpuNetwork, Precision, Variant, Want};
 use bit50::model::{parameters, Model};
-use bit50::weights::{self, convert, random, sha256_hex, Dtype, Manifest};
-use common::{compare_map, fixtures, floats, max_abs_diff, scratch, top5, PHOTOS};
+use bit50::weights::{self, convert, random, sha256_hex, Dtype};
+use common::{compare_map, fixtures, floats, max_abs_diff, scratch, through_web_format, top5, PHOTOS};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -73,13 +73,7 @@ fn fixture(name: &'static str) -> Fixture {
             let want = expected["tensor_sha256"][tensor].as_str().unwrap();
             assert_eq!(sha256_hex(bytemuck::cast_slice(&t.data)), want, "{name}: generated {tensor} differs from the fixture script's");
         }
-        let source = convert::Source { name: name.into(), origin: name.into(), config, preprocessor, tensors };
-        let (manifest, files) = convert::convert(source, Dtype::F32, 32 << 20).unwrap();
-        let shards: Vec<Vec<u8>> = files.into_iter().map(|(_, b)| b).collect();
-        for (s, b) in manifest.shards.iter().zip(&shards) {
-            Manifest::verify_shard(s, b, None, &s.file).unwrap();
-        }
-        manifest.into_model(&shards, name).unwrap()
+        through_web_format(convert::Source { name: name.into(), origin: name.into(), config, preprocessor, tensors }, Dtype::F32)
     };
     Fixture { name, expected, model }
 }
@@ -391,7 +385,8 @@ fn narrow_tensors_damaged_in_a_pickle_are_refused_by_name() {
     let good = narrow_paddle_tensors();
     // Intact, the pickle converts to the very shards of transformers' safetensors file.
     let shards = |dir: &Path| -> Vec<Vec<u8>> {
-        let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
         names.sort();
         names.iter().map(|p| std::fs::read(p).unwrap()).collect()
     };

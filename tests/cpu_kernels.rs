@@ -7,7 +7,6 @@ mod common;
 
 use bit50::cpu::{CpuNetwork, Kernel, KERNELS};
 use bit50::model::Model;
-use bit50::weights::{convert, random, Dtype, Manifest};
 use common::*;
 use serde_json::Value;
 
@@ -19,34 +18,13 @@ struct Fixture {
 }
 
 fn fixture(name: &'static str) -> Fixture {
-    let read = |file: &str| -> Option<Value> {
-        let text = std::fs::read_to_string(fixtures().join(name).join(file)).ok()?;
-        Some(serde_json::from_str(&text).unwrap())
-    };
-    let expected = read("expected.json").unwrap();
-    let (defaults, default_pre) = configs(if name == "tiny" { "tiny" } else { "full" });
-    let config = read("config.json").unwrap_or(defaults);
-    let preprocessor = read("preprocessor_config.json").unwrap_or(default_pre);
-    let bit = bit50::config::BitConfig::from_json(&config, name).unwrap();
-    let tensors = random::weights(&bit, expected["seed"].as_u64().unwrap());
-    let source = convert::Source { name: name.into(), origin: name.into(), config, preprocessor, tensors };
-    let (manifest, files) = convert::convert(source, Dtype::F32, 32 << 20).unwrap();
-    let shards: Vec<Vec<u8>> = files.into_iter().map(|(_, b)| b).collect();
-    for (s, b) in manifest.shards.iter().zip(&shards) {
-        Manifest::verify_shard(s, b, None, &s.file).unwrap();
-    }
-    Fixture { name, model: manifest.into_model(&shards, name).unwrap(), expected }
+    let (expected, model) = fixture_model(name);
+    Fixture { name, expected, model }
 }
 
 impl Fixture {
     fn input(&self, input: &str) -> Vec<f32> {
-        if input == "uniform" {
-            random::input(self.expected["input_seed"].as_u64().unwrap(), self.expected["image_size"].as_u64().unwrap() as usize)
-        } else {
-            let stem = input.rsplit_once('.').unwrap().0;
-            let crop = image::open(fixtures().join(self.name).join("pil").join(format!("{stem}.png"))).unwrap().to_rgb8();
-            bit50::preprocess::normalize(&crop, &self.model.preprocessor)
-        }
+        fixture_input(&self.expected, self.name, &self.model.preprocessor, input)
     }
 
     /// Max |logit - transformers| of `kernel` over `inputs`; asserts 1e-4 and the top-5.

@@ -8,35 +8,11 @@ mod common;
 use common::*;
 use image::{Rgb, RgbImage};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn bit50(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_bit50")).args(args).env("NODEVICE_SELECT", "1").output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect::<Vec<_>>().join("\n");
-    Run { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use std::path::Path;
 
 /// The tiny fixture model, converted by the command itself.
 fn tiny() -> &'static str {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    path(DIR.get_or_init(|| {
-        let out = scratch("fit-tiny").join("model");
-        let run = bit50(&["convert", path(&fixtures().join("tiny")), "--out", path(&out)]);
-        assert!(run.ok, "{}", run.stderr);
-        out
-    }))
+    path(converted_tiny())
 }
 
 /// xorshift64*: seeded pixels.
@@ -59,7 +35,12 @@ fn colour(base: [u8; 3], rng: &mut Rng) -> RgbImage {
 fn pattern(stripes: bool, i: u32) -> RgbImage {
     let period = 6 + 2 * (i % 6);
     RgbImage::from_fn(80, 72, |x, y| {
-        let ink = if stripes { (x + i) % period < period / 2 } else { let (dx, dy) = ((x + i) % 12, (y + 3 * i) % 12); dx * dx + dy * dy < 2 + i % 3 * 3 };
+        let ink = if stripes {
+            (x + i) % period < period / 2
+        } else {
+            let (dx, dy) = ((x + i) % 12, (y + 3 * i) % 12);
+            dx * dx + dy * dy < 2 + i % 3 * 3
+        };
         Rgb(if ink { [0; 3] } else { [255; 3] })
     })
 }
@@ -118,7 +99,10 @@ fn colours_fit_then_held_out_images_land_in_their_class() {
         assert!(run.stdout.contains(line), "no {line:?} in:\n{}", run.stdout);
     }
     let file: Value = serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
-    assert_eq!((file["format"].as_str(), file["features"].as_u64(), file["classes"].clone()), (Some("bit50-head"), Some(256), serde_json::json!(["red", "blue"])));
+    assert_eq!(
+        (file["format"].as_str(), file["features"].as_u64(), file["classes"].clone()),
+        (Some("bit50-head"), Some(256), serde_json::json!(["red", "blue"]))
+    );
     let manifest: Value = serde_json::from_slice(&std::fs::read(Path::new(tiny()).join("manifest.json")).unwrap()).unwrap();
     let listing: String = manifest["shards"].as_array().unwrap().iter().map(|s| format!("{}\n", s["sha256"].as_str().unwrap())).collect();
     assert_eq!(file["model"]["sha256"], bit50::weights::sha256_hex(listing.as_bytes()), "the model's sha256: of its shards' sha256 lines");
@@ -147,7 +131,15 @@ fn stripes_against_dots_from_folders_with_flips() {
     }
     let head = dir.join("patterns.json");
     let train = dir.join("train");
-    let run = fit(&["--class", &format!("stripes={}", path(&train.join("stripes"))), "--class", &format!("dots={}", path(&train.join("dots"))), "--flips", "--out", path(&head)]);
+    let run = fit(&[
+        "--class",
+        &format!("stripes={}", path(&train.join("stripes"))),
+        "--class",
+        &format!("dots={}", path(&train.join("dots"))),
+        "--flips",
+        "--out",
+        path(&head),
+    ]);
     assert!(run.ok, "{}", run.stderr);
     println!("{}", run.stdout);
     assert!(run.stdout.contains("examples   stripes 4, dots 4 (8 photos, 16 views with their mirror images)"), "{}", run.stdout);

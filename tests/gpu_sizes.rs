@@ -7,34 +7,11 @@
 mod common;
 
 use bit50::gpu::{ConvKernel, Features, Gpu, GpuNetwork, Precision, Variant, Want};
-use bit50::model::Model;
-use bit50::weights::{convert, random, Dtype, Manifest};
 use common::*;
 use serde_json::Value;
 
-fn read(name: &str, file: &str) -> Option<Value> {
-    let text = std::fs::read_to_string(fixtures().join(name).join(file)).ok()?;
-    Some(serde_json::from_str(&text).unwrap())
-}
-
-/// The seeded full-size weights with the folder's preprocessing (its input size).
-fn model(name: &str, expected: &Value) -> Model {
-    let (config, _) = configs("full");
-    let preprocessor = read(name, "preprocessor_config.json").unwrap();
-    let bit = bit50::config::BitConfig::from_json(&config, name).unwrap();
-    let tensors = random::weights(&bit, expected["seed"].as_u64().unwrap());
-    let source = convert::Source { name: name.into(), origin: name.into(), config, preprocessor, tensors };
-    let (manifest, files) = convert::convert(source, Dtype::F32, 32 << 20).unwrap();
-    let shards: Vec<Vec<u8>> = files.into_iter().map(|(_, b)| b).collect();
-    for (s, b) in manifest.shards.iter().zip(&shards) {
-        Manifest::verify_shard(s, b, None, &s.file).unwrap();
-    }
-    manifest.into_model(&shards, name).unwrap()
-}
-
 fn check(name: &str) {
-    let expected = read(name, "expected.json").unwrap();
-    let m = model(name, &expected);
+    let (expected, m) = fixture_model(name);
     let size = expected["image_size"].as_u64().unwrap() as usize;
     assert_eq!(m.network.image_size, size);
     let mut nets: Vec<GpuNetwork> = [ConvKernel::Registers, ConvKernel::Tiled]
@@ -48,20 +25,17 @@ fn check(name: &str) {
         })
         .collect();
     for photo in inputs() {
-        let pixels = if photo == "uniform" {
-            random::input(expected["input_seed"].as_u64().unwrap(), size)
-        } else {
-            // The PIL processor's crop of the photo, stored as PNG.
-            let stem = photo.rsplit_once('.').unwrap().0;
-            let crop = image::open(fixtures().join(name).join("pil").join(format!("{stem}.png"))).unwrap().to_rgb8();
-            bit50::preprocess::normalize(&crop, &m.preprocessor)
-        };
+        let pixels = fixture_input(&expected, name, &m.preprocessor, photo);
         check_input(name, photo, &pixels, &expected["inputs"][photo], &mut nets);
     }
 }
 
 fn check_input(name: &str, photo: &str, pixels: &[f32], want: &Value, nets: &mut [GpuNetwork]) {
-    let (logits, top, cam) = (floats(&want["logits"]), want["top5"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect::<Vec<_>>(), floats(&want["cam"]["data"]));
+    let (logits, top, cam) = (
+        floats(&want["logits"]),
+        want["top5"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect::<Vec<_>>(),
+        floats(&want["cam"]["data"]),
+    );
     for net in nets {
         let conv = net.variant().conv;
         let out = pollster::block_on(net.run(&[pixels], Want { class_map: Some(None), ..Want::default() })).unwrap().remove(0);

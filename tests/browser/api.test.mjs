@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, serve, openPage, waitModel, nativeClassify, bit50Cli, expectSameTop, PHOTOS, ROOT, TINY } from './helpers.mjs';
+import { serve, openPage, nativeClassify, bit50Cli, expectSameTop, PHOTOS, ROOT, TINY, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
 
@@ -18,10 +18,7 @@ const INT8 = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bit50-int8-')), 't
 
 before(async () => {
   bit50Cli(['convert', path.join(ROOT, 'tests/fixtures/tiny'), '--out', INT8, '--dtype', 'int8']);
-  server = await serve({ '/photos/': PHOTOS, '/int8/': INT8 });
-  browser = await launch();
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
-  await waitModel(page);
+  ({ server, browser, page } = await openDemo({ mounts: { '/photos/': PHOTOS, '/int8/': INT8 } }));
   await page.evaluate(async (url) => {
     const api = await import('./bit50.js');
     window.api = api;

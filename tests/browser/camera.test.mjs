@@ -1,7 +1,7 @@
 // The camera path with Chromium's fake camera: live predictions on the video, and a snapshot card.
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launch, serve, openPage, waitModel, cardResult, TINY } from './helpers.mjs';
+import { cardResult, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
 let server;
@@ -9,10 +9,7 @@ let browser;
 let page;
 
 before(async () => {
-  server = await serve();
-  browser = await launch({ camera: true });
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`, { permissions: ['camera'] });
-  await waitModel(page);
+  ({ server, browser, page } = await openDemo({ launching: { camera: true }, permissions: ['camera'] }));
 });
 
 after(async () => {

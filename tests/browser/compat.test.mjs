@@ -4,7 +4,7 @@
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launch, serve, openPage, waitModel, nativeClassify, expectSameTop, PHOTOS, TINY } from './helpers.mjs';
+import { nativeClassify, expectSameTop, PHOTOS, TINY, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 120_000 }, fn);
 let server;
@@ -12,10 +12,7 @@ let browser;
 let page;
 
 before(async () => {
-  server = await serve({ '/photos/': PHOTOS });
-  browser = await launch({ compatibility: true });
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
-  await waitModel(page);
+  ({ server, browser, page } = await openDemo({ mounts: { '/photos/': PHOTOS }, launching: { compatibility: true } }));
 });
 
 after(async () => {

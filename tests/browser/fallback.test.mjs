@@ -3,7 +3,7 @@
 import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { launch, serve, openPage, waitModel, dropFiles, cardResult, messages, nativeClassify, expectSameTop, PHOTOS, TINY } from './helpers.mjs';
+import { waitModel, dropFiles, cardResult, messages, nativeClassify, expectSameTop, PHOTOS, TINY, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
 let server;
@@ -11,9 +11,7 @@ let browser;
 let page;
 
 before(async () => {
-  server = await serve();
-  browser = await launch({ webgpu: false });
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
+  ({ server, browser, page } = await openDemo({ launching: { webgpu: false }, wait: false }));
 });
 
 after(async () => {

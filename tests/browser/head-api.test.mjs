@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, serve, openPage, waitModel, bit50Cli, PHOTOS, ROOT, TINY } from './helpers.mjs';
+import { bit50Cli, PHOTOS, ROOT, TINY, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 120_000 }, fn);
 const HEAD_FIXTURES = path.join(ROOT, 'tests/fixtures/head');
@@ -21,10 +21,7 @@ before(async () => {
   // A head trained natively by `bit50 fit`, for the browser to read.
   nativeHeadDir = fs.mkdtempSync(path.join(os.tmpdir(), 'bit50-head-'));
   bit50Cli(['fit', '--model', path.join(ROOT, 'www', TINY), '--class', `cat=${path.join(PHOTOS, 'cat.png')}`, '--class', `coffee=${path.join(PHOTOS, 'coffee.jpg')}`, '--out', path.join(nativeHeadDir, 'native.json')]);
-  server = await serve({ '/photos/': PHOTOS, '/head-fixtures/': HEAD_FIXTURES, '/native-head/': nativeHeadDir });
-  browser = await launch();
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
-  await waitModel(page);
+  ({ server, browser, page } = await openDemo({ mounts: { '/photos/': PHOTOS, '/head-fixtures/': HEAD_FIXTURES, '/native-head/': nativeHeadDir } }));
   await page.evaluate(async (url) => {
     window.api = await import('./bit50.js');
     window.model = await api.load(url, { backend: 'cpu' });

@@ -67,6 +67,24 @@ export async function openPage(browser, url, { permissions = [] } = {}) {
   return page;
 }
 
+/** The demo page with the tiny model in a browser of its own, for a test file's before/after:
+ * served with `mounts` and `serving` (see serve), launched with `launching` (see launch), and
+ * waited for until the model is ready unless `wait` is false. close() ends both. */
+export async function openDemo({ mounts = {}, serving = {}, launching = {}, permissions = [], wait = true } = {}) {
+  const server = await serve(mounts, serving);
+  let browser;
+  try {
+    browser = await launch(launching);
+    const page = await openPage(browser, `${server.url}index.html?model=${TINY}`, { permissions });
+    if (wait && !(await waitModel(page))) throw new Error(`the demo's model did not load:\n${page.logs.join('\n')}`);
+    return { server, browser, page, close: async () => { await browser.close(); await server.close(); } };
+  } catch (e) {
+    await browser?.close();
+    await server.close();
+    throw e;
+  }
+}
+
 /** Runs the native `bit50` command (BIT50, else target/release/bit50); its stdout. */
 export function bit50Cli(args) {
   const cli = process.env.BIT50 || path.join(ROOT, 'target/release/bit50');

@@ -4,7 +4,7 @@ import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, serve, openPage, waitModel, dropFiles, nativeClassify, expectSameTop, PHOTOS, TINY } from './helpers.mjs';
+import { dropFiles, nativeClassify, expectSameTop, PHOTOS, TINY, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 180_000 }, fn);
 let server;
@@ -12,10 +12,7 @@ let browser;
 let page;
 
 before(async () => {
-  server = await serve();
-  browser = await launch();
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
-  assert.ok(await waitModel(page), page.logs.join('\n'));
+  ({ server, browser, page } = await openDemo());
 });
 
 after(async () => {

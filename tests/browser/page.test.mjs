@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, serve, openPage, waitModel, dropFiles, cardResult, messages, nativeClassify, expectSameTop, saveArtifact, PHOTOS, WWW, TINY } from './helpers.mjs';
+import { waitModel, dropFiles, cardResult, messages, nativeClassify, expectSameTop, saveArtifact, PHOTOS, WWW, TINY, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 90_000 }, fn);
 
@@ -22,9 +22,7 @@ before(async () => {
   const bytes = fs.readFileSync(path.join(badDir, shard));
   bytes[bytes.length - 7] ^= 0x55;
   fs.writeFileSync(path.join(badDir, shard), bytes);
-  server = await serve({ '/bad-model/': badDir });
-  browser = await launch();
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
+  ({ server, browser, page } = await openDemo({ mounts: { '/bad-model/': badDir }, wait: false }));
 });
 
 after(async () => {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { launch, serve, openPage, waitModel, dropFiles, cardResult, nativeClassify, expectSameTop, PHOTOS, ROOT, TINY } from './helpers.mjs';
+import { dropFiles, cardResult, nativeClassify, expectSameTop, PHOTOS, ROOT, openDemo } from './helpers.mjs';
 
 const test = (name, fn) => nodeTest(name, { timeout: 120_000 }, fn);
 const IMAGES = path.join(ROOT, 'tests/fixtures/images/src');
@@ -17,10 +17,7 @@ let browser;
 let page;
 
 before(async () => {
-  server = await serve();
-  browser = await launch();
-  page = await openPage(browser, `${server.url}index.html?model=${TINY}`);
-  assert.ok(await waitModel(page), page.logs.join('\n'));
+  ({ server, browser, page } = await openDemo());
 });
 
 after(async () => {

@@ -5,7 +5,8 @@ use bit50::config::{bit50_defaults, BitConfig, PreprocessorConfig};
 use bit50::model::{Model, TensorMap};
 use bit50::weights::{convert, random, Dtype, Manifest};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 pub const PHOTOS: [&str; 5] = ["cat.png", "coffee.jpg", "rocket-exif.jpg", "astronaut-alpha.png", "camera-gray.png"];
@@ -72,13 +73,48 @@ pub fn torch_weights(model: &str) -> TensorMap {
 /// The test model taken through the web format (conversion, shards, manifest) and loaded back.
 pub fn load(model: &str, dtype: Dtype) -> Model {
     let (config, preprocessor) = configs(model);
-    let source = convert::Source { name: model.into(), origin: model.into(), config, preprocessor, tensors: torch_weights(model) };
+    through_web_format(convert::Source { name: model.into(), origin: model.into(), config, preprocessor, tensors: torch_weights(model) }, dtype)
+}
+
+/// Weights converted to the web format in memory, every shard verified, and loaded back.
+pub fn through_web_format(source: convert::Source, dtype: Dtype) -> Model {
+    let name = source.name.clone();
     let (manifest, files) = convert::convert(source, dtype, 32 << 20).unwrap();
     let shards: Vec<Vec<u8>> = files.into_iter().map(|(_, b)| b).collect();
     for (s, b) in manifest.shards.iter().zip(&shards) {
         Manifest::verify_shard(s, b, None, &s.file).unwrap();
     }
-    manifest.into_model(&shards, model).unwrap()
+    manifest.into_model(&shards, &name).unwrap()
+}
+
+/// A JSON file of a fixture folder, if the folder has it.
+pub fn fixture_json(folder: &str, file: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(fixtures().join(folder).join(file)).ok()?;
+    Some(serde_json::from_str(&text).unwrap())
+}
+
+/// A fixture folder's seeded model (tiny, full, full224, full200) with transformers' numbers:
+/// the folder's own config and preprocessing where it has them, else its family's (tiny's or
+/// google/bit-50's).
+pub fn fixture_model(folder: &str) -> (Value, Model) {
+    let expected = fixture_json(folder, "expected.json").unwrap();
+    let (config, preprocessor) = configs(if folder == "tiny" { "tiny" } else { "full" });
+    let config = fixture_json(folder, "config.json").unwrap_or(config);
+    let preprocessor = fixture_json(folder, "preprocessor_config.json").unwrap_or(preprocessor);
+    let bit = BitConfig::from_json(&config, folder).unwrap();
+    let tensors = random::weights(&bit, expected["seed"].as_u64().unwrap());
+    let model = through_web_format(convert::Source { name: folder.into(), origin: folder.into(), config, preprocessor, tensors }, Dtype::F32);
+    (expected, model)
+}
+
+/// An input of a fixture folder: its seeded uniform one, or the PIL processor's crop of a photo
+/// (stored as PNG in `crops`/pil), normalized.
+pub fn fixture_input(expected: &Value, crops: &str, preprocessor: &PreprocessorConfig, input: &str) -> Vec<f32> {
+    if input == "uniform" {
+        random::input(expected["input_seed"].as_u64().unwrap(), expected["image_size"].as_u64().unwrap() as usize)
+    } else {
+        bit50::preprocess::normalize(&image::open(pil_png(crops, input)).unwrap().to_rgb8(), preprocessor)
+    }
 }
 
 /// The seeded uniform input of a test model.
@@ -99,11 +135,44 @@ pub fn pil_png(model: &str, photo: &str) -> PathBuf {
 }
 
 pub fn input(model: &str, name: &str) -> Vec<f32> {
-    if name == "uniform" { uniform_input(model) } else { pil_input(model, name) }
+    if name == "uniform" {
+        uniform_input(model)
+    } else {
+        pil_input(model, name)
+    }
 }
 
 pub fn inputs() -> Vec<&'static str> {
     std::iter::once("uniform").chain(PHOTOS).collect()
+}
+
+/// One run of the `bit50` command.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `bit50 ARGS`, its stderr without the lines the headless Vulkan loader adds.
+pub fn bit50(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_bit50")).args(args).env("NODEVICE_SELECT", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect::<Vec<_>>().join("\n");
+    Run { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr }
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The tiny fixture model converted by the command itself, once per test binary.
+pub fn converted_tiny() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = scratch("converted-tiny").join("model");
+        let run = bit50(&["convert", path(&fixtures().join("tiny")), "--out", path(&out)]);
+        assert!(run.ok, "{}", run.stderr);
+        out
+    })
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -132,7 +201,9 @@ pub fn compare_map(name: &str, nhwc: &[f32], want: &Value) -> Result<(), String>
     let absmax = nhwc.iter().fold(0.0f64, |m, &x| m.max(x.abs() as f64));
     let scale = want["absmax"].as_f64().unwrap().max(1.0);
     let tol = 1e-4 * scale;
-    for (what, got, exp) in [("mean", mean, want["mean"].as_f64().unwrap()), ("std", std, want["std"].as_f64().unwrap()), ("absmax", absmax, want["absmax"].as_f64().unwrap())] {
+    for (what, got, exp) in
+        [("mean", mean, want["mean"].as_f64().unwrap()), ("std", std, want["std"].as_f64().unwrap()), ("absmax", absmax, want["absmax"].as_f64().unwrap())]
+    {
         if (got - exp).abs() > tol {
             return Err(format!("{name}: {what} {got} vs transformers {exp} (tolerance {tol:.1e})"));
         }
