@@ -63,9 +63,10 @@ mod jpeg {
     // Set when the data ran out: mozjpeg's source then feeds libjpeg a fake EOI and warns JWRN_JPEG_EOF.
     thread_local!(static ENDED_EARLY: Cell<bool> = const { Cell::new(false) });
 
-    extern "C-unwind" fn on_message(cinfo: &mut jpeg_common_struct, level: c_int) {
+    // Message codes are unique, so the level (-1 for this warning) needs no check.
+    extern "C-unwind" fn on_message(cinfo: &mut jpeg_common_struct, _level: c_int) {
         // SAFETY: libjpeg calls this with its own valid error manager installed.
-        if level < 0 && unsafe { (*cinfo.err).msg_code } == JWRN_JPEG_EOF as c_int {
+        if unsafe { (*cinfo.err).msg_code } == JWRN_JPEG_EOF as c_int {
             ENDED_EARLY.with(|e| e.set(true));
         }
     }
@@ -265,8 +266,8 @@ impl Coefficients {
                     .iter()
                     .map(|&w| {
                         let w = if total != 0.0 { w / total } else { w };
-                        let scaled = w * (1u32 << PRECISION_BITS) as f64;
-                        (if w < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i32
+                        // Pillow rounds negative weights down; the triangle filter has none.
+                        (w * (1u32 << PRECISION_BITS) as f64 + 0.5) as i32
                     })
                     .collect();
                 (xmin, fixed)
@@ -325,6 +326,31 @@ pub fn mirror(pixels: &[f32], size: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pixel_limit_is_inclusive() {
+        assert_eq!(MAX_PIXELS, 8000 * 8000);
+        assert!(check_size(8000, 8000, "square.png").is_ok());
+        assert!(check_size(MAX_PIXELS, 1, "strip.png").is_ok());
+        let e = check_size(8000, 8001, "big.png").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge);
+        assert!(e.message.starts_with("big.png: image is 8000x8001"), "{e}");
+    }
+
+    #[test]
+    fn canvas_rgba_drops_alpha_and_its_sizes_are_checked() {
+        let rgba = [1, 2, 3, 255, 4, 5, 6, 0, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
+        let rgb = from_rgba(3, 2, &rgba, "canvas").unwrap();
+        assert_eq!(rgb.dimensions(), (3, 2));
+        assert_eq!(rgb.as_raw(), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 19, 20, 21]);
+        for (w, h, bytes) in [(3, 2, &rgba[..20]), (2, 3, &rgba[..20]), (4, 2, &rgba[..]), (1, 1, &rgba[..])] {
+            let e = from_rgba(w, h, bytes, "canvas").unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BadInput, "{w}x{h}, {} bytes: {e}", bytes.len());
+        }
+        // The limit itself is allowed (refused here only for its missing bytes); one row more is not.
+        assert_eq!(from_rgba(8000, 8000, &[], "canvas").unwrap_err().kind, ErrorKind::BadInput);
+        assert_eq!(from_rgba(8000, 8001, &[], "canvas").unwrap_err().kind, ErrorKind::TooLarge);
+    }
 
     #[test]
     fn resized_size_truncates_the_long_side() {
