@@ -350,6 +350,16 @@ mod tests {
     }
 
     #[test]
+    fn missing_fields_take_transformers_defaults() {
+        // transformers 5.24: BitConfig().to_dict() for the fields read here.
+        let c = BitConfig::from_json(&serde_json::json!({}), "config.json").unwrap();
+        assert_eq!((c.model_type, c.layer_type.as_str(), c.global_padding, c.embedding_dynamic_padding), (None, "preactivation", None, false));
+        assert_eq!((c.num_groups, c.depths, c.hidden_sizes), (32, vec![3, 4, 6, 3], vec![256, 512, 1024, 2048]));
+        assert_eq!((c.embedding_size, c.output_stride, c.width_factor, c.hidden_act.as_str(), c.num_channels), (64, 32, 1, "relu", 3));
+        assert_eq!((c.id2label, c.num_labels), (None, None));
+    }
+
+    #[test]
     fn make_div_is_transformers() {
         // transformers 5.24 modeling_bit.make_div on these values.
         for (value, want) in [(0.0, 8), (6.0, 8), (10.0, 16), (11.0, 16), (18.0, 24), (34.0, 32), (44.0, 48), (64.0, 64), (66.0, 64), (1536.0, 1536)] {
