@@ -176,9 +176,7 @@ fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
 
 /// Builds an RGB image from RGBA pixels (what a browser's canvas gives).
 pub fn from_rgba(width: u32, height: u32, rgba: &[u8], source: &str) -> Result<RgbImage> {
-    if width as u64 * height as u64 > MAX_PIXELS {
-        bail!(TooLarge, "{source}: image is {width}x{height}, over the limit of {MAX_PIXELS} pixels");
-    }
+    check_size(width as u64, height as u64, source)?;
     if rgba.len() as u64 != width as u64 * height as u64 * 4 {
         bail!(BadInput, "{source}: {} bytes of RGBA for {width}x{height}", rgba.len());
     }
