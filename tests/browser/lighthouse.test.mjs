@@ -14,8 +14,9 @@ test('Lighthouse: Accessibility and Best Practices at least 95 each', { timeout:
   try {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     const base = path.join(ARTIFACTS, 'lighthouse');
-    // Asynchronously: the server answers from this process.
-    await promisify(execFile)(
+    // Asynchronously: the server answers from this process. Lighthouse's own transient trace
+    // failures (NO_NAVSTART: "Please run Lighthouse again") get up to two more runs.
+    const run = () => promisify(execFile)(
       process.execPath,
       [
         path.join(ROOT, 'node_modules/lighthouse/cli/index.js'),
@@ -27,8 +28,17 @@ test('Lighthouse: Accessibility and Best Practices at least 95 each', { timeout:
         `--output-path=${base}`,
         `--chrome-flags=${BASE_FLAGS.join(' ')}`,
       ],
-      { env: { ...process.env, CHROME_PATH: chromiumPath() }, timeout: 280_000, maxBuffer: 64 << 20 },
+      { env: { ...process.env, CHROME_PATH: chromiumPath() }, timeout: 90_000, maxBuffer: 64 << 20 },
     );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await run();
+        break;
+      } catch (e) {
+        if (attempt === 3 || !/Please run Lighthouse again/.test(String(e.stderr ?? e.message))) throw e;
+        console.log(`Lighthouse run ${attempt}: ${String(e.stderr).trim().split('\n')[0]}; running it again`);
+      }
+    }
     const report = JSON.parse(fs.readFileSync(`${base}.report.json`, 'utf8'));
     const scores = Object.fromEntries(Object.values(report.categories).map((c) => [c.title, Math.round(c.score * 100)]));
     console.log(`Lighthouse ${report.lighthouseVersion}: ${Object.entries(scores).map(([k, v]) => `${k} ${v}`).join(', ')} (${base}.report.html)`);
