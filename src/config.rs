@@ -224,34 +224,54 @@ pub struct PreprocessorConfig {
     pub std: [f32; 3],
 }
 
+/// The fields of `BitImageProcessor` this engine reads. Defaults are transformers' class
+/// defaults, which are not google/bit-50's values (bicubic, CLIP's mean and std, 224): a file
+/// that leaves out `resample` means bicubic to transformers, and is refused here as such. A field
+/// given as null is refused, as transformers refuses it when it preprocesses.
 #[derive(Deserialize)]
 struct RawPreprocessor {
     #[serde(default = "yes")]
     do_resize: bool,
-    size: Option<BTreeMap<String, usize>>,
-    #[serde(default = "bilinear")]
+    #[serde(default = "shortest_edge_224")]
+    size: BTreeMap<String, usize>,
+    #[serde(default = "bicubic")]
     resample: u32,
     #[serde(default = "yes")]
     do_center_crop: bool,
-    crop_size: Option<BTreeMap<String, usize>>,
+    #[serde(default = "square_224")]
+    crop_size: BTreeMap<String, usize>,
     #[serde(default = "yes")]
     do_rescale: bool,
     #[serde(default = "one_over_255")]
     rescale_factor: f64,
     #[serde(default = "yes")]
     do_normalize: bool,
-    image_mean: Option<Vec<f32>>,
-    image_std: Option<Vec<f32>>,
+    #[serde(default = "clip_mean")]
+    image_mean: Vec<f32>,
+    #[serde(default = "clip_std")]
+    image_std: Vec<f32>,
 }
 
 fn yes() -> bool {
     true
 }
-fn bilinear() -> u32 {
-    2
+fn bicubic() -> u32 {
+    3
 }
 fn one_over_255() -> f64 {
     1.0 / 255.0
+}
+fn shortest_edge_224() -> BTreeMap<String, usize> {
+    BTreeMap::from([("shortest_edge".into(), 224)])
+}
+fn square_224() -> BTreeMap<String, usize> {
+    BTreeMap::from([("height".into(), 224), ("width".into(), 224)])
+}
+fn clip_mean() -> Vec<f32> {
+    vec![0.48145466, 0.4578275, 0.40821073]
+}
+fn clip_std() -> Vec<f32> {
+    vec![0.26862954, 0.26130258, 0.27577711]
 }
 
 impl PreprocessorConfig {
@@ -270,31 +290,23 @@ impl PreprocessorConfig {
         if raw.resample != 2 {
             return refuse("resample", &raw.resample, "only 2 (PIL bilinear) is implemented");
         }
-        let size = raw.size.unwrap_or_default();
-        let Some(&shortest_edge) = size.get("shortest_edge") else {
-            return refuse("size", &size, "expected {\"shortest_edge\": N}");
+        let Some(&shortest_edge) = raw.size.get("shortest_edge") else {
+            return refuse("size", &raw.size, "expected {\"shortest_edge\": N}");
         };
-        let crop_size = raw.crop_size.unwrap_or_default();
-        let (h, w) = (crop_size.get("height"), crop_size.get("width"));
-        let crop = match (h, w) {
+        let crop = match (raw.crop_size.get("height"), raw.crop_size.get("width")) {
             (Some(&h), Some(&w)) if h == w => h,
-            _ => return refuse("crop_size", &crop_size, "expected a square {\"height\": N, \"width\": N}"),
+            _ => return refuse("crop_size", &raw.crop_size, "expected a square {\"height\": N, \"width\": N}"),
         };
         if crop == 0 || crop > 4096 || shortest_edge < crop || shortest_edge > 8192 {
             return refuse("crop_size", &crop, "needs 1 <= crop_size <= shortest_edge <= 8192");
         }
-        let triple = |field: &str, v: Option<Vec<f32>>, default: f32| -> Result<[f32; 3]> {
-            match v {
-                None => Ok([default; 3]),
-                Some(v) if v.len() == 3 && v.iter().all(|x| x.is_finite()) => Ok([v[0], v[1], v[2]]),
-                Some(v) => Err(Error::from(format!("{file}: unsupported {field} = {v:?} (expected 3 finite numbers)"))),
+        let triple = |field: &str, v: Vec<f32>| -> Result<[f32; 3]> {
+            match v[..] {
+                [a, b, c] if v.iter().all(|x| x.is_finite()) => Ok([a, b, c]),
+                _ => Err(Error::from(format!("{file}: unsupported {field} = {v:?} (expected 3 finite numbers)"))),
             }
         };
-        let (mean, std) = if raw.do_normalize {
-            (triple("image_mean", raw.image_mean, 0.5)?, triple("image_std", raw.image_std, 0.5)?)
-        } else {
-            ([0.0; 3], [1.0; 3])
-        };
+        let (mean, std) = if raw.do_normalize { (triple("image_mean", raw.image_mean)?, triple("image_std", raw.image_std)?) } else { ([0.0; 3], [1.0; 3]) };
         if std.contains(&0.0) {
             return refuse("image_std", &std, "must not be zero");
         }
@@ -360,9 +372,129 @@ mod tests {
     }
 
     #[test]
+    fn preprocessor_fields_left_out_take_bit_image_processor_defaults() {
+        // transformers 5.24 BitImageProcessor(): resample BICUBIC (3), which is refused here by
+        // name; size {shortest_edge: 224}, crop_size 224 x 224, rescale 1/255, CLIP's mean and std.
+        let err = PreprocessorConfig::from_json(&serde_json::json!({}), "p.json").unwrap_err().message;
+        assert!(err.starts_with("p.json: unsupported resample = 3 "), "{err}");
+        let p = PreprocessorConfig::from_json(&serde_json::json!({"resample": 2}), "p.json").unwrap();
+        assert_eq!((p.shortest_edge, p.crop, p.rescale_factor), (224, 224, 1.0 / 255.0));
+        assert_eq!((p.mean, p.std), ([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]));
+        // Given as null, transformers refuses them when it preprocesses ("`size` and `resample`
+        // must be specified..."): refused here at load.
+        for field in ["size", "crop_size", "image_mean", "image_std"] {
+            let err = PreprocessorConfig::from_json(&serde_json::json!({"resample": 2, field: null}), "p.json").unwrap_err().message;
+            assert!(err.starts_with("p.json: not an image processor config"), "{field}: {err}");
+        }
+    }
+
+    /// Changes `fields` in the bundled file and returns its verdict: Ok, or the field refused.
+    fn verdict(bundled: &str, fields: Value) -> std::result::Result<(), String> {
+        let mut json: Value = serde_json::from_str(bundled).unwrap();
+        for (k, v) in fields.as_object().unwrap() {
+            json[k] = v.clone();
+        }
+        let result = if bundled == BIT50_CONFIG_JSON {
+            BitConfig::from_json(&json, "f.json").map(|_| ())
+        } else {
+            PreprocessorConfig::from_json(&json, "f.json").map(|_| ())
+        };
+        result.map_err(|e| {
+            let field = e.message.strip_prefix("f.json: unsupported ").and_then(|m| m.split(' ').next());
+            field.unwrap_or(&e.message).to_string()
+        })
+    }
+
+    #[test]
+    fn each_limit_is_where_its_message_says() {
+        use serde_json::json;
+        let config = |fields| verdict(BIT50_CONFIG_JSON, fields);
+        let refused = |field: &str| Err(field.to_string());
+        assert_eq!(config(json!({"depths": [], "hidden_sizes": []})), refused("depths"));
+        assert_eq!(config(json!({"depths": [3, 4, 6]})), refused("depths"));
+        assert_eq!(config(json!({"depths": [3, 0, 6, 3]})), refused("depths"));
+        assert_eq!(config(json!({"num_groups": 0})), refused("num_groups"));
+        assert_eq!(config(json!({"embedding_size": 0})), refused("embedding_size"));
+        assert_eq!(config(json!({"embedding_size": 60})), refused("embedding_size"));
+        assert_eq!(config(json!({"embedding_size": 65536, "num_groups": 8})), Ok(()));
+        assert_eq!(config(json!({"embedding_size": 65544, "num_groups": 8})), refused("embedding_size"));
+        assert_eq!(config(json!({"hidden_sizes": [0, 512, 1024, 2048]})), refused("hidden_sizes"));
+        assert_eq!(config(json!({"hidden_sizes": [65536, 512, 1024, 2048]})), Ok(()));
+        assert_eq!(config(json!({"hidden_sizes": [65544, 512, 1024, 2048], "num_groups": 8})), refused("hidden_sizes"));
+        // torch's GroupNorm refuses channels that do not split into the groups: here a stage's
+        // output (104 into 24) and, alone, its bottleneck (make_div(96 / 4) = 24 into 16).
+        assert_eq!(config(json!({"embedding_size": 48, "num_groups": 24, "depths": [1], "hidden_sizes": [104]})), refused("num_groups"));
+        assert_eq!(config(json!({"embedding_size": 48, "num_groups": 24, "depths": [1], "hidden_sizes": [96]})), Ok(()));
+        assert_eq!(config(json!({"embedding_size": 64, "num_groups": 16, "depths": [1], "hidden_sizes": [96]})), refused("num_groups"));
+        assert_eq!(config(json!({"id2label": {}, "num_labels": 0})), refused("id2label"));
+        assert_eq!(config(json!({"id2label": null, "num_labels": 100_000})), Ok(()));
+        assert_eq!(config(json!({"id2label": null, "num_labels": 100_001})), refused("id2label"));
+
+        let processor = |fields| verdict(BIT50_PREPROCESSOR_JSON, fields);
+        let sizes = |shortest: usize, crop: usize| json!({"size": {"shortest_edge": shortest}, "crop_size": {"height": crop, "width": crop}});
+        assert_eq!(processor(sizes(8192, 4096)), Ok(()));
+        assert_eq!(processor(sizes(512, 448)), Ok(()));
+        assert_eq!(processor(sizes(1, 1)), Ok(()));
+        assert_eq!(processor(sizes(8193, 4096)), refused("crop_size"));
+        assert_eq!(processor(sizes(8192, 4097)), refused("crop_size"));
+        assert_eq!(processor(sizes(8192, 4104)), refused("crop_size"));
+        assert_eq!(processor(sizes(447, 448)), refused("crop_size"));
+        assert_eq!(processor(sizes(448, 0)), refused("crop_size"));
+        assert_eq!(processor(json!({"crop_size": {"height": 448, "width": 440}})), refused("crop_size"));
+        assert_eq!(processor(json!({"size": {"height": 448, "width": 448}})), refused("size"));
+        assert_eq!(processor(json!({"image_mean": [0.5, 0.5]})), refused("image_mean"));
+        assert_eq!(processor(json!({"image_std": [0.5, 0.5, 1e39]})), refused("image_std"));
+        assert_eq!(processor(json!({"image_std": [0.5, 0.0, 0.5]})), refused("image_std"));
+        assert_eq!(processor(json!({"resample": 3})), refused("resample"));
+        assert_eq!(processor(json!({"do_resize": false})), refused("do_resize"));
+        assert_eq!(processor(json!({"do_center_crop": false})), refused("do_center_crop"));
+        let p = |fields| {
+            let mut json: Value = serde_json::from_str(BIT50_PREPROCESSOR_JSON).unwrap();
+            json.as_object_mut().unwrap().extend(serde_json::from_value::<serde_json::Map<String, Value>>(fields).unwrap());
+            PreprocessorConfig::from_json(&json, "f.json").unwrap()
+        };
+        let plain = p(json!({"do_rescale": false, "do_normalize": false}));
+        assert_eq!((plain.rescale_factor, plain.mean, plain.std), (1.0, [0.0; 3], [1.0; 3]));
+    }
+
+    #[test]
+    fn labels_and_widths_are_transformers() {
+        // transformers 5.24: BitConfig(id2label={}, num_labels=5) has LABEL_0..LABEL_4, and
+        // id2label {0: a, 2: c} makes num_labels 2 (index 2 is no output).
+        let (c, _) = bit50_defaults();
+        let with = |fields: Value| {
+            let mut c = c.clone();
+            c.as_object_mut().unwrap().extend(serde_json::from_value::<serde_json::Map<String, Value>>(fields).unwrap());
+            BitConfig::from_json(&c, "config.json").unwrap()
+        };
+        assert_eq!(with(serde_json::json!({"id2label": {}, "num_labels": 5})).labels(), ["LABEL_0", "LABEL_1", "LABEL_2", "LABEL_3", "LABEL_4"]);
+        assert_eq!(with(serde_json::json!({"id2label": {"0": "a", "2": "c"}})).labels(), ["a", "LABEL_1"]);
+        assert_eq!(with(serde_json::json!({"id2label": null})).labels(), ["LABEL_0", "LABEL_1"]);
+        // BiT-M R50x3's width_factor: transformers builds every stage 3x wide (its forward then
+        // fails at bit.norm, so validate refuses it; the shapes are still transformers').
+        let mut wide = with(serde_json::json!({}));
+        wide.width_factor = 3;
+        let shapes: Vec<_> = (0..4).map(|i| wide.stage(i)).map(|s| (s.cin, s.mid, s.out, s.stride)).collect();
+        assert_eq!(shapes, [(64, 192, 768, 1), (768, 384, 1536, 2), (1536, 768, 3072, 2), (3072, 1536, 6144, 2)]);
+    }
+
+    #[test]
     fn make_div_is_transformers() {
-        // transformers 5.24 modeling_bit.make_div on these values.
-        for (value, want) in [(0.0, 8), (6.0, 8), (10.0, 16), (11.0, 16), (18.0, 24), (34.0, 32), (44.0, 48), (64.0, 64), (66.0, 64), (1536.0, 1536)] {
+        // transformers 5.24 modeling_bit.make_div on these values (at 16 / 0.9, 0.9 x value is 16 exactly).
+        for (value, want) in [
+            (0.0, 8),
+            (6.0, 8),
+            (10.0, 16),
+            (11.0, 16),
+            (18.0, 24),
+            (34.0, 32),
+            (44.0, 48),
+            (64.0, 64),
+            (66.0, 64),
+            (1536.0, 1536),
+            (17.77777777777778, 16),
+            (35.55555555555556, 32),
+        ] {
             assert_eq!(make_div(value), want, "make_div({value})");
         }
     }
