@@ -309,3 +309,77 @@ impl std::str::FromStr for Dtype {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_json, BIT50_CONFIG_JSON};
+    use std::path::Path;
+
+    fn bit50() -> BitConfig {
+        BitConfig::from_json(&parse_json(BIT50_CONFIG_JSON, "config.json").unwrap(), "config.json").unwrap()
+    }
+
+    #[test]
+    fn flops_and_convolutions_are_what_torch_counts() {
+        // tools/count_flops.py: torch's FlopCounterMode and forward hooks on transformers' model.
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let facts = parse_json(&std::fs::read_to_string(fixtures.join("flops.json")).unwrap(), "flops.json").unwrap();
+        for (name, want) in facts.as_object().unwrap() {
+            let config = match name.starts_with("google-bit-50@") {
+                true => bit50(),
+                false => {
+                    let text = std::fs::read_to_string(fixtures.join(name).join("config.json")).unwrap();
+                    BitConfig::from_json(&parse_json(&text, name).unwrap(), name).unwrap()
+                }
+            };
+            let network = Network::skeleton(&config, want["size"].as_u64().unwrap() as usize);
+            let convs: Vec<[usize; 4]> = network.convs().map(|c| [c.k, c.stride, c.cin, c.cout]).collect();
+            assert_eq!(convs, serde_json::from_value::<Vec<[usize; 4]>>(want["convs"].clone()).unwrap(), "{name}");
+            assert_eq!(network.flops(), want["flops"].as_f64().unwrap(), "{name}");
+        }
+    }
+
+    #[test]
+    fn large_weights_are_the_convolutions_and_the_classifier_in_kernel_layout() {
+        let params = parameters(&bit50());
+        let large: Vec<&Param> = params.iter().filter(|p| p.role.is_large_weight()).collect();
+        let convs = large.iter().filter(|p| matches!(p.role, Role::Conv { .. })).count();
+        assert_eq!((large.len(), convs), (54, 53));
+        let elements = |p: &Param| p.torch_shape.iter().product::<usize>();
+        let share = large.iter().map(|p| elements(p)).sum::<usize>() as f64 / params.iter().map(elements).sum::<usize>() as f64;
+        assert!(share > 0.99, "{share}");
+        let shape = |name: &str| params.iter().find(|p| p.name == name).unwrap().kernel_shape();
+        assert_eq!(shape("bit.embedder.convolution.weight"), [7, 7, 3, 64]);
+        assert_eq!(shape("bit.encoder.stages.1.layers.0.conv2.weight"), [3, 3, 128, 128]);
+        assert_eq!(shape("classifier.1.weight"), [2048, 1000]);
+        assert_eq!(shape("bit.norm.weight"), [2048]);
+    }
+
+    #[test]
+    fn check_names_lists_what_is_missing_and_unexpected() {
+        let params = parameters(&bit50());
+        let all: TensorMap = params.iter().map(|p| (p.name.clone(), Tensor::new(vec![0], vec![]))).collect();
+        let check = |tensors: &TensorMap| check_names(&params, tensors, "m").err().map(|e| e.message);
+        assert_eq!(check(&all), None);
+        let without = |n: usize| {
+            let mut t = all.clone();
+            params.iter().take(n).for_each(|p| drop(t.remove(&p.name)));
+            t
+        };
+        let first8 = params.iter().take(8).map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+        assert_eq!(check(&without(8)).unwrap(), format!("m: missing tensors: {first8}"));
+        assert_eq!(check(&without(10)).unwrap(), format!("m: missing tensors: {first8} and 2 more"));
+        let mut extra = all.clone();
+        extra.insert("head.weight".into(), Tensor::new(vec![0], vec![]));
+        assert_eq!(check(&extra).unwrap(), "m: unexpected tensors: head.weight");
+        extra.remove("classifier.1.bias");
+        assert_eq!(check(&extra).unwrap(), "m: missing tensors: classifier.1.bias; unexpected tensors: head.weight");
+    }
+
+    #[test]
+    fn dtypes_parse_by_name() {
+        assert_eq!(["f32", "f16", "int8"].map(|s| s.parse::<Dtype>().unwrap()), [Dtype::F32, Dtype::F16, Dtype::Int8]);
+        assert_eq!("fp16".parse::<Dtype>().unwrap_err().message, "--dtype \"fp16\": expected f32, f16 or int8");
+    }
+}
