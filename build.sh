@@ -230,7 +230,7 @@ case "$cmd" in
       [preprocess]="--lib --test preprocess"
       [config]="--lib --test converters --test parity"
       [model]="--lib --test parity"
-      [cpu]="--test cpu_kernels"
+      [cpu]="--lib --test cpu_kernels"
       [weights]="--lib --test converters --test fuzz_readers --test head --test parity")
     # model: the tiny model's parity covers its code; the full-size runs add minutes, not cases.
     declare -A skips=([model]="--skip _full")

@@ -425,3 +425,141 @@ pub fn matmul_gflops(side: usize, k: usize, n: usize, runs: usize, now: impl Fn(
     }
     kernel().with_tile(Time { side, k, n, runs, now })
 }
+
+/// Each of this path's operations against reference.rs (f64 statistics, plain loops), on shapes
+/// the network's own do not have: odd sizes, channel counts that fill no tile, one group.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+
+    /// Values in [-1, 1) from a fixed xorshift sequence.
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn map(h: usize, w: usize, c: usize, seed: u32) -> Activation {
+        Activation { h, w, c, data: values(h * w * c, seed) }
+    }
+
+    fn max_difference(a: &Activation, b: &Activation) -> f32 {
+        assert_eq!((a.h, a.w, a.c), (b.h, b.w, b.c));
+        a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    /// `conv` packed for `kernel`'s tile and run, plus `residual`.
+    fn conv_with(kernel: Kernel, x: &Activation, conv: &Conv, residual: Option<&Activation>) -> Activation {
+        struct Packed<'a>(&'a Activation, Conv, Option<&'a Activation>);
+        impl WithTile for Packed<'_> {
+            type Out = Activation;
+            fn call<const MR: usize, const NR: usize>(self, tile: Tile<MR, NR>) -> Activation {
+                let Packed(x, mut conv, residual) = self;
+                pack(&mut conv, NR);
+                conv2d(x, &conv, residual, tile)
+            }
+        }
+        kernel.with_tile(Packed(x, conv.clone(), residual))
+    }
+
+    fn supported() -> Vec<Kernel> {
+        KERNELS.into_iter().filter(|k| k.supported()).collect()
+    }
+
+    #[test]
+    fn convolutions_match_the_reference() {
+        // (h, w, cin, cout, k, stride): the stem's 7x7/2, Winograd's 3x3/1 with odd edges,
+        // 3x3/2, 1x1 in place and strided, channel counts that fill no tile.
+        let shapes = [(9, 7, 3, 13, 7, 2), (9, 11, 5, 17, 3, 1), (1, 1, 4, 9, 3, 1), (8, 6, 16, 40, 3, 2), (5, 5, 33, 9, 1, 1), (7, 6, 12, 20, 1, 2)];
+        for (i, &(h, w, cin, cout, k, stride)) in shapes.iter().enumerate() {
+            let x = map(h, w, cin, i as u32);
+            let conv = Conv { k, stride, pad: ((stride - 1) + (k - 1)) / 2, cin, cout, weight: values(k * k * cin * cout, 100 + i as u32) };
+            let want = reference::conv2d(&x, &conv);
+            let residual = (k == 1).then(|| map(want.h, want.w, cout, 200 + i as u32));
+            let mut want_with = want.clone();
+            if let Some(r) = &residual {
+                want_with.data.iter_mut().zip(&r.data).for_each(|(v, r)| *v += r);
+            }
+            for kernel in supported() {
+                let got = conv_with(kernel, &x, &conv, None);
+                assert!(max_difference(&got, &want) < 1e-4, "{} {h}x{w}x{cin} -> {cout}, {k}x{k}/{stride}: {}", kernel.name(), max_difference(&got, &want));
+                if let Some(r) = &residual {
+                    let got = conv_with(kernel, &x, &conv, Some(r));
+                    assert!(max_difference(&got, &want_with) < 1e-4, "{} with a residual: {}", kernel.name(), max_difference(&got, &want_with));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn group_norm_matches_the_reference_even_far_from_zero() {
+        // (h, w, c, groups, offset, spread, bound). Far from zero, a variance taken as E[x²] - E[x]²
+        // in f32 would lose every digit: the spread there is 1/6000 of the offset. The CPU path
+        // normalizes as x * scale + shift in f32, so its error grows with |x| / std: 1x1 pixels
+        // with one channel a group have std 0 (scale 1 / sqrt(eps)), the offset maps std / 10000.
+        let cases = [
+            (5, 7, 24, 8, 0.0, 1.0, 1e-5),
+            (3, 3, 12, 1, 0.0, 1.0, 1e-5),
+            (1, 1, 8, 8, 0.0, 1.0, 1e-4),
+            (13, 11, 20, 4, 300.0, 0.05, 3e-3),
+            (40, 40, 6, 2, -300.0, 0.05, 3e-3),
+        ];
+        for (i, &(h, w, c, groups, offset, spread, bound)) in cases.iter().enumerate() {
+            let mut x = map(h, w, c, 300 + i as u32);
+            x.data.iter_mut().for_each(|v| *v = offset + spread * *v);
+            let gn = GroupNorm { weight: values(c, 400 + i as u32), bias: values(c, 500 + i as u32) };
+            let want = reference::group_norm_relu(&x, &gn, groups);
+            for kernel in supported() {
+                let copied = group_norm_relu_copy(&x, &gn, groups, kernel);
+                let in_place = group_norm_relu(x.clone(), &gn, groups, kernel);
+                for got in [copied, in_place] {
+                    let difference = max_difference(&got, &want);
+                    assert!(difference < bound, "{} {h}x{w}x{c}, {groups} groups, offset {offset}: {difference}", kernel.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padding_and_pooling_match_the_layers() {
+        for (i, &(h, w, c)) in [(1, 1, 3), (2, 3, 5), (7, 5, 9), (8, 8, 16), (9, 4, 1)].iter().enumerate() {
+            let mut x = map(h, w, c, 600 + i as u32);
+            x.data.iter_mut().for_each(|v| *v -= 0.5); // mostly negative: where the padding's zero wins
+            let want = layers::max_pool_3x3_s2(&layers::zero_pad_1(&x));
+            for kernel in supported() {
+                assert_eq!(pad_and_max_pool(&x, kernel).data, want.data, "{} {h}x{w}x{c}", kernel.name());
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_gflops_is_flops_over_the_median_time() {
+        // A clock that moves 1, 2, 3, ... ms at successive calls: run r (start at call 2r, end at
+        // call 2r + 1) takes 2r + 2 ms. Two untimed runs, then 6, 8 and 10 ms: the median is 8.
+        let calls = std::cell::Cell::new(0.0f64);
+        let clock = || {
+            let step = calls.get();
+            calls.set(step + 1.0);
+            (1..=step as usize + 1).sum::<usize>() as f64
+        };
+        let (side, k, n) = (3, 5, 7);
+        assert_eq!(matmul_gflops(side, k, n, 3, clock), 2.0 * (side * side * k * n) as f64 / 8.0 / 1e6);
+    }
+
+    #[test]
+    fn the_chosen_kernel_is_the_one_used_and_a_missing_one_is_refused() {
+        set_kernel(Kernel::detect()).unwrap();
+        assert_eq!(kernel(), Kernel::detect());
+        let missing = KERNELS.into_iter().find(|k| !k.supported()).expect("no processor has both x86's and Arm's kernels");
+        let err = set_kernel(missing).unwrap_err().message;
+        assert!(err.contains(missing.name()) && supported().iter().all(|k| err.contains(k.name())), "{err}");
+        assert_eq!(kernel(), Kernel::detect());
+    }
+}
