@@ -481,3 +481,23 @@ fn a_zip64_npz_reads_as_the_plain_one() {
     broken[at + 3] = 0;
     refused(&hostile("zip64-broken", "w.npz", &broken), &["w.npz", "corrupt zip64 end of central directory"]);
 }
+
+/// Every form of tools/make_pickle_fixtures.py as the converter reads it: torch.save's storages
+/// (f64, f16, bf16), views (transposed, sliced at an offset, sharing a storage, expanded with
+/// stride 0), empty and 0-d tensors, memo keys past 255; numpy pickles at protocols 2 to 4; and
+/// opcodes pickle.dumps does not write. Each shape and every value as torch.load and
+/// pickle.loads give them.
+#[test]
+fn pickles_read_as_torch_and_python_read_them() {
+    let expected = common::fixture_json("sources/pickles", "expected.json").unwrap();
+    for (file, tensors) in expected.as_object().unwrap() {
+        let bytes = std::fs::read(sources().join("pickles").join(file)).unwrap();
+        let (_, got) = weights::convert::read_weights(&bytes, file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.len(), tensors.as_object().unwrap().len(), "{file}");
+        for (name, want) in tensors.as_object().unwrap() {
+            let t = got.get(name).unwrap_or_else(|| panic!("{file}: no {name}"));
+            let shape: Vec<usize> = serde_json::from_value(want["shape"].clone()).unwrap();
+            assert_eq!((&t.shape, &t.data), (&shape, &common::floats(&want["values"])), "{file}: {name}");
+        }
+    }
+}

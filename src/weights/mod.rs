@@ -343,3 +343,66 @@ pub fn write_dir(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)]) -
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_json;
+    use serde_json::json;
+
+    #[test]
+    fn manifests_are_refused_past_their_limits() {
+        let parse = |shards: Value| {
+            let m = json!({"format": FORMAT, "version": VERSION, "name": "m", "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [], "shards": shards});
+            Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").map(|_| ()).map_err(|e| e.message)
+        };
+        let shard = |file: &str, bytes: u64, sha256: &str| json!({"file": file, "bytes": bytes, "sha256": sha256});
+        let hash = "0123456789abcdefABCDEF".repeat(3)[..64].to_string();
+        assert_eq!(parse(json!([shard("weights-00000.safetensors", MAX_SHARD_BYTES, &hash)])), Ok(()));
+        assert_eq!(parse(json!(vec![shard("w", 1, &hash); 10_000])), Ok(()));
+        let refused = |shards: Value, why: &str| {
+            let err = parse(shards).unwrap_err();
+            assert!(err.starts_with("m.json: ") && err.contains(why), "{err}");
+        };
+        refused(json!([shard("w", MAX_SHARD_BYTES + 1, &hash)]), "claims 1073741825 bytes");
+        refused(json!([]), "0 shards listed");
+        refused(json!(vec![shard("w", 1, &hash); 10_001]), "10001 shards listed");
+        for file in ["", "../w", ".w", "a/w", "w\\x", "w x"] {
+            refused(json!([shard(file, 1, &hash)]), "is not a plain file name");
+        }
+        refused(json!([shard("w", 1, &hash[1..])]), "has no valid sha256");
+        refused(json!([shard("w", 1, &format!("{}g", &hash[1..]))]), "has no valid sha256");
+    }
+
+    #[test]
+    fn shards_fill_in_parameter_order_up_to_the_limit() {
+        let config = parse_json(include_str!("../../tests/fixtures/tiny/config.json"), "config.json").unwrap();
+        let preprocessor = parse_json(include_str!("../../tests/fixtures/tiny/preprocessor_config.json"), "p.json").unwrap();
+        let bit = BitConfig::from_json(&config, "config.json").unwrap();
+        let tensors = convert::kernel_layout(&bit, random::weights(&bit, 1), "tiny").unwrap();
+        let model = WebModel { name: "tiny", config: &config, preprocessor: &preprocessor, labels: bit.labels(), tensors: &tensors };
+        let bytes = |name: &str| tensors[name].data.len() * 4;
+        let total: usize = tensors.keys().map(|n| bytes(n)).sum();
+        let limit = (64 << 10) + total / 5; // each shard's budget: the limit less 64 KiB for its header
+        let (manifest, files) = to_shards(&model, Dtype::F32, limit).unwrap();
+        assert!((5..=8).contains(&files.len()), "{} shards", files.len());
+        let mut read_back = TensorMap::new();
+        let mut shard_bytes: Vec<usize> = Vec::new();
+        let mut order: Vec<String> = Vec::new();
+        for ((file, data), shard) in files.iter().zip(&manifest.shards) {
+            assert!(data.len() <= limit && shard.bytes == data.len() as u64 && shard.sha256 == sha256_hex(data), "{file}");
+            let mut these = TensorMap::new();
+            read_safetensors(data, file, &mut these).unwrap();
+            let first = parameters(&bit).into_iter().map(|p| p.name).find(|n| these.contains_key(n)).expect("no empty shard");
+            if let Some(&previous) = shard_bytes.last() {
+                assert!(previous + bytes(&first) > total / 5, "{first} would have fit in the shard before {file}");
+            }
+            shard_bytes.push(these.keys().map(|n| bytes(n)).sum());
+            order.push(first);
+            read_back.extend(these);
+        }
+        assert_eq!(read_back, tensors);
+        let by_parameter: Vec<String> = parameters(&bit).into_iter().map(|p| p.name).filter(|n| order.contains(n)).collect();
+        assert_eq!(order, by_parameter);
+    }
+}

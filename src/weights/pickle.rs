@@ -29,6 +29,7 @@ enum Global {
     RebuildTensor,
     RebuildParameter,
     CodecsEncode,
+    EmptyBytes,
     Storage(Elem),
 }
 
@@ -81,6 +82,7 @@ fn global(module: &str, name: &str) -> Option<Global> {
         ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensor,
         ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
         ("_codecs", "encode") => Global::CodecsEncode,
+        ("__builtin__" | "builtins", "bytes") => Global::EmptyBytes,
         ("torch", "FloatStorage") => Global::Storage(Elem::F32),
         ("torch", "HalfStorage") => Global::Storage(Elem::F16),
         ("torch", "BFloat16Storage") => Global::Storage(Elem::BF16),
@@ -303,6 +305,13 @@ impl<'a, 's> Vm<'a, 's> {
                 }
                 let out: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c as u32).ok()).collect();
                 Obj::Bytes(Cow::Owned(out.ok_or_else(|| bad(self, "_codecs.encode"))?))
+            }
+            Global::EmptyBytes => {
+                // Protocol 2 writes an empty bytes object (an empty array's data) as bytes().
+                if !items.is_empty() {
+                    return Err(bad(self, "bytes"));
+                }
+                Obj::Bytes(Cow::Borrowed(&[]))
             }
             Global::RebuildTensor => {
                 if items.len() < 4 {
@@ -699,9 +708,10 @@ impl<'a> Pickle<'a> {
             if need.is_none_or(|n| n > bytes.len() as u64) {
                 bail!("{src}: storage {key} of {name} claims {numel} elements but holds {} bytes", bytes.len());
             }
-            let count = element_count(size);
-            let Some(count) = count.filter(|&c| c <= *numel) else {
-                bail!("{src}: tensor {name}: shape {size:?} has more elements than its storage ({numel})");
+            // An expanded tensor (stride 0) has more elements than its storage: what bounds the
+            // output is the file's size (the budget), and the last element must lie inside it.
+            let Some(count) = element_count(size) else {
+                bail!("{src}: tensor {name}: shape {size:?} has more than 2^64 elements");
             };
             if count > budget {
                 bail!("{src}: tensor {name}: the tensors share more data than the file holds");
