@@ -214,6 +214,9 @@ fn the_zip_writer_of_these_tests_makes_archives_the_converter_reads() {
     // A good archive of one array passes the zip layer and fails on the missing tensors.
     let ok = zip(&[("resnet/group_norm/beta.npy", npy("<f4", "(2,)", &[0; 8]))], 0);
     refused(&hostile("zip-ok", "w.npz", &ok), &["missing tensors", "resnet/root_block/standardized_conv2d/kernel"]);
+    // An archive with no data.pkl and not only .npy entries is neither form.
+    let other = zip(&[("resnet/group_norm/beta.npy", npy("<f4", "(2,)", &[0; 8])), ("README", b"hi".to_vec())], 0);
+    refused(&hostile("zip-other", "w.npz", &other), &["w.npz", "neither a torch checkpoint (data.pkl) nor a numpy .npz"]);
 }
 
 #[test]
