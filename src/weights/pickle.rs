@@ -820,4 +820,26 @@ mod tests {
         let err = load(b"\x80\x02X\xff\xff\xff\x7f", "p.pkl", false).err().unwrap();
         assert!(err.message.contains("truncated"), "{err}");
     }
+
+    #[test]
+    fn malformed_structures_are_refused_by_what_is_wrong() {
+        let refused = |p: &[u8], torch: bool, why: &str| {
+            let err = load(p, "p.pkl", torch).err().unwrap().message;
+            assert!(err.starts_with("p.pkl") && err.contains(why), "{err}");
+        };
+        refused(b"\x80\x06N.", false, "unsupported pickle protocol 6");
+        assert!(load(b"\x80\x05N.", "p.pkl", false).is_ok());
+        refused(b"\x80\x02(K\x01d.", false, "odd number of dict items");
+        // torch's persistent id: ('storage', StorageType, key, location, numel).
+        let storage = |tag: &str| [b"(X".as_slice(), &(tag.len() as u32).to_le_bytes(), tag.as_bytes(), b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ"].concat();
+        assert!(load(&[b"\x80\x02".as_slice(), &storage("storage"), b"."].concat(), "p.pkl", true).is_ok());
+        refused(&[b"\x80\x02".as_slice(), &storage("blob"), b"."].concat(), true, "is not a torch storage");
+        // _rebuild_tensor_v2(storage, offset, size, stride): one stride per dimension, at most 8.
+        let tensor = |size: &[u8], stride: &[u8]| {
+            [b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(".as_slice(), &storage("storage"), b"K\x00(", size, b"t(", stride, b"ttR."].concat()
+        };
+        assert!(load(&tensor(b"K\x02K\x02", b"K\x02K\x01"), "p.pkl", true).is_ok());
+        refused(&tensor(b"K\x02K\x02", b"K\x01"), true, "unexpected arguments to _rebuild_tensor_v2");
+        refused(&tensor(&b"K\x01".repeat(9), &b"K\x01".repeat(9)), true, "unexpected arguments to _rebuild_tensor_v2");
+    }
 }
