@@ -14,6 +14,7 @@ It (re)writes, deterministically, under tests/fixtures/sources/pickles/:
                        pickle.dumps of a dict of numpy arrays (PaddlePaddle's .pdparams) at each protocol:
                        f2, f4, f8, big-endian f4, 0-d and empty arrays, and paddle's
                        StructuredToParameterName@@ entry (skipped by the reader);
+  python2.pkl          the same array as Python 2 pickled it (strings and data as SHORT_BINSTRING);
   opcodes.pkl          a hand-written pickle of one array whose shape is built with LONG1, LONG4 and DUP,
                        and a skipped list built with APPENDS: opcodes Python reads that pickle.dumps does
                        not write;
@@ -106,7 +107,16 @@ def opcodes():
     loaded = pickle.loads(p)
     assert loaded["StructuredToParameterName@@"] == [1, 2, 3] and loaded["w"].shape == (2, 2)
     (OUT / "opcodes.pkl").write_bytes(p)
-    return {"opcodes.pkl": as_expected({"w": loaded["w"]})}
+    # Python 2's form: every string a SHORT_BINSTRING, the array's data too (Python 3 reads it with
+    # encoding="latin1").
+    p2 = b"\x80\x02}(" + b"U\x01w"
+    p2 += b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R("
+    p2 += b"K\x01K\x04\x85cnumpy\ndtype\nU\x02f4\x89\x88\x87R(K\x03U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    p2 += b"\x89U" + bytes([values.nbytes]) + values.tobytes() + b"tb"
+    p2 += b"u."
+    python2 = pickle.loads(p2, encoding="latin1")
+    (OUT / "python2.pkl").write_bytes(p2)
+    return {"opcodes.pkl": as_expected({"w": loaded["w"]}), "python2.pkl": as_expected(python2)}
 
 
 def main():

@@ -198,10 +198,7 @@ impl<'a, 's> Vm<'a, 's> {
     }
 
     fn string(&self, id: Id) -> Option<&str> {
-        match &self.objs[id] {
-            Obj::Str(s) => Some(s),
-            _ => None,
-        }
+        text(&self.objs[id])
     }
 
     fn int(&self, id: Id) -> Option<i64> {
@@ -587,6 +584,16 @@ impl<'a, 's> Vm<'a, 's> {
     }
 }
 
+/// A string: Python 3's, or Python 2's (BINSTRING, SHORT_BINSTRING: bytes here, which
+/// pickle.loads(encoding="latin1") reads as text) where it is ASCII, as names and dtypes are.
+fn text<'o>(obj: &'o Obj) -> Option<&'o str> {
+    match obj {
+        Obj::Str(s) => Some(s),
+        Obj::Bytes(b) if b.is_ascii() => std::str::from_utf8(b).ok(),
+        _ => None,
+    }
+}
+
 /// A tensor's shape as usizes, refusing overflow.
 fn element_count(shape: &[u64]) -> Option<u64> {
     shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))
@@ -599,9 +606,9 @@ impl<'a> Pickle<'a> {
         };
         pairs
             .iter()
-            .map(|&(k, v)| match &self.objs[k] {
-                Obj::Str(s) => Ok((s.clone(), v)),
-                _ => bail!("{}: a key of the pickled dict is not a string", self.source),
+            .map(|&(k, v)| match text(&self.objs[k]) {
+                Some(s) => Ok((s.to_string(), v)),
+                None => bail!("{}: a key of the pickled dict is not a string", self.source),
             })
             .collect()
     }
