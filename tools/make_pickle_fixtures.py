@@ -16,7 +16,7 @@ It (re)writes, deterministically, under tests/fixtures/sources/pickles/:
                        StructuredToParameterName@@ entry (skipped by the reader);
   python2.pkl          the same array as Python 2 pickled it (strings and data as SHORT_BINSTRING);
   opcodes.pkl          a hand-written pickle of one array whose shape is built with LONG1, LONG4 and DUP,
-                       and a skipped list built with APPENDS: opcodes Python reads that pickle.dumps does
+                       and a skipped list built with APPENDS and LIST: opcodes Python reads that pickle.dumps does
                        not write;
   expected.json        {file: {name: {"shape": [...], "values": [...]}}} as torch.load / pickle.loads give
                        them, values as float32.
@@ -92,10 +92,10 @@ def numpy_forms():
 
 
 def opcodes():
-    # {"StructuredToParameterName@@": [1, 2, 3], "w": array of shape (2, 2) from 4 f4 values}
+    # {"StructuredToParameterName@@": [1, 2, 3, [4]], "w": array of shape (2, 2) from 4 f4 values}
     values = np.array([0.5, -1.5, 2.25, 1e-3], dtype="<f4")
     p = b"\x80\x02}(" + b"X\x1b\x00\x00\x00StructuredToParameterName@@"
-    p += b"](K\x01K\x02K\x03e"  # APPENDS
+    p += b"](K\x01K\x02K\x03e" + b"(K\x04la"  # [1, 2, 3] by APPENDS, then [4] by LIST, APPENDed
     p += b"X\x01\x00\x00\x00w"
     p += b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R("
     # BUILD's state, (version, shape, dtype, fortran, data): the version as LONG4 1, the shape
@@ -105,7 +105,7 @@ def opcodes():
     p += b"\x89C" + bytes([values.nbytes]) + values.tobytes() + b"tb"
     p += b"u."
     loaded = pickle.loads(p)
-    assert loaded["StructuredToParameterName@@"] == [1, 2, 3] and loaded["w"].shape == (2, 2)
+    assert loaded["StructuredToParameterName@@"] == [1, 2, 3, [4]] and loaded["w"].shape == (2, 2)
     (OUT / "opcodes.pkl").write_bytes(p)
     # Python 2's form: every string a SHORT_BINSTRING, the array's data too (Python 3 reads it with
     # encoding="latin1").
