@@ -175,3 +175,15 @@ impl<'a> Zip<'a> {
         Ok(data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_empty_archive_is_its_22_byte_end_record() {
+        // What Python's zipfile writes for an archive with no entries.
+        let mut empty = b"PK\x05\x06".to_vec();
+        empty.resize(22, 0);
+        assert_eq!(super::Zip::parse(&empty, "e.zip").unwrap().entries.len(), 0);
+        assert_eq!(super::Zip::parse(&empty[..21], "e.zip").err().unwrap().message, "e.zip: truncated zip archive (21 bytes)");
+    }
+}
