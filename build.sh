@@ -9,9 +9,9 @@
 #                         the wasm builds, the browser tests
 #   ./build.sh weights    tools/fetch-weights.sh (the real google/bit-50 weights)
 #   ./build.sh mutants [module...]
-#                         cargo-mutants over preprocess, config, model, cpu, weights (or the
-#                         modules named), each with the tests that cover it; hours, not CI.
-#                         Reports go to target/mutants-out/<module>/mutants.out/
+#                         cargo-mutants over preprocess, config, model, cpu, readers, weights
+#                         (or the modules named), each with the tests that cover it; hours, not
+#                         CI. Reports go to target/mutants-out/<module>[/<shard>]/mutants.out/
 #
 # It installs what is missing: the wasm32 rustup target, Rust nightly's rust-src (the threaded
 # wasm builds), the wasm-bindgen-cli matching Cargo.lock, the node packages (playwright-core,
@@ -223,28 +223,35 @@ case "$cmd" in
     # left out: they test the same code slower). The crate builds at opt-level 1 (profile
     # mutants), so a mutant costs seconds to build.
     skip=(-- -- --skip gpu --skip f16 --skip subgroup --skip tiled --skip a_batch --skip embed)
+    # weights/ is two runs: the file readers, whose tests compare every value read with what
+    # torch and numpy read (no forward pass needed), and the rest, which the parity runs cover.
     declare -A files=(
       [preprocess]=src/preprocess.rs [config]=src/config.rs [model]=src/model.rs
-      [cpu]='src/cpu/*.rs' [weights]='src/weights/*.rs')
+      [cpu]='src/cpu/*.rs' [readers]='src/weights/{pickle,zip,npy,npz}.rs'
+      [weights]='src/weights/{mod,convert,random}.rs')
     declare -A tests=(
       [preprocess]="--lib --test preprocess"
       [config]="--lib --test converters --test parity"
       [model]="--lib --test parity"
       [cpu]="--lib --test cpu_kernels"
+      [readers]="--lib --test converters --test fuzz_readers"
       [weights]="--lib --test converters --test fuzz_readers --test head --test parity")
     # model: the tiny model's parity covers its code; the full-size runs add minutes, not cases.
     declare -A skips=([model]="--skip _full")
     modules=("${@:2}")
-    [ ${#modules[@]} -gt 0 ] || modules=(preprocess config model cpu weights)
+    [ ${#modules[@]} -gt 0 ] || modules=(preprocess config model cpu readers weights)
+    # MUTANTS_ARGS="--shard K/N --sharding round-robin" runs one shard, reported apart.
+    shard="$(grep -oE -- '--shard [0-9]+/[0-9]+' <<<"${MUTANTS_ARGS:-}" | sed -E 's#--shard ([0-9]+)/([0-9]+)#shard-\1-of-\2#' || true)"
     status=0
     for m in "${modules[@]}"; do
-      [ -n "${files[$m]:-}" ] || die "unknown module $m (preprocess, config, model, cpu, weights)"
+      [ -n "${files[$m]:-}" ] || die "unknown module $m (preprocess, config, model, cpu, readers, weights)"
       say "cargo mutants: $m (${files[$m]})"
-      mkdir -p "target/mutants-out/$m"
+      out="target/mutants-out/$m${shard:+/$shard}"
+      mkdir -p "$out"
       args=()
       for a in ${tests[$m]}; do args+=(--cargo-test-arg="$a"); done
       CARGO_TARGET_DIR="$root/target/mutants" nice cargo mutants --file "${files[$m]}" --profile mutants \
-        --copy-target false --jobs 1 --timeout 240 --output "target/mutants-out/$m" \
+        --copy-target false --jobs 1 --timeout 240 --output "$out" \
         ${MUTANTS_ARGS:-} "${args[@]}" "${skip[@]}" ${skips[$m]:-} || status=1
     done
     exit "$status"

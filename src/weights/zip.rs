@@ -65,9 +65,10 @@ impl<'a> Zip<'a> {
             cd_size = u64_at(bytes, at + 40).ok_or_else(truncated)?;
             cd_offset = u64_at(bytes, at + 48).ok_or_else(truncated)?;
         }
+        // The central directory lies before the end record (and the zip64 records between them).
         let cd_end = cd_offset.checked_add(cd_size).ok_or_else(truncated)?;
-        if cd_end > bytes.len() as u64 {
-            bail!("{source}: central directory ({cd_size} bytes at {cd_offset}) runs past the end of the file ({} bytes)", bytes.len());
+        if cd_end > eocd as u64 {
+            bail!("{source}: central directory ({cd_size} bytes at {cd_offset}) runs into the end record at {eocd}");
         }
         // Each central record is at least 46 bytes: a count beyond that is a lie.
         if count > cd_size / 46 {
@@ -185,5 +186,54 @@ mod tests {
         empty.resize(22, 0);
         assert_eq!(super::Zip::parse(&empty, "e.zip").unwrap().entries.len(), 0);
         assert_eq!(super::Zip::parse(&empty[..21], "e.zip").err().unwrap().message, "e.zip: truncated zip archive (21 bytes)");
+        // A directory that would reach into the end record (one byte at offset 0).
+        empty[12] = 1;
+        assert_eq!(
+            super::Zip::parse(&empty, "e.zip").err().unwrap().message,
+            "e.zip: central directory (1 bytes at 0) runs into the end record at 0"
+        );
+    }
+
+    /// One deflated entry `w` whose directory claims `size` bytes (in a zip64 extra field).
+    fn deflated_claiming(size: u64) -> Vec<u8> {
+        let data = miniz_oxide::deflate::compress_to_vec(&[7u8; 64], 6);
+        let mut zip = b"PK\x03\x04".to_vec();
+        zip.resize(30, 0);
+        zip[26] = 1; // name length
+        zip.push(b'w');
+        zip.extend_from_slice(&data);
+        let cd_offset = zip.len();
+        let mut cd = b"PK\x01\x02".to_vec();
+        cd.resize(46, 0);
+        cd[10] = 8; // deflated
+        cd[16..20].copy_from_slice(&crc32fast::hash(&[7u8; 64]).to_le_bytes());
+        cd[20..24].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        cd[24..28].copy_from_slice(&u32::MAX.to_le_bytes()); // the size is in the zip64 field
+        cd[28] = 1;
+        cd[30] = 12; // extra length
+        cd.push(b'w');
+        cd.extend_from_slice(&[1, 0, 8, 0]);
+        cd.extend_from_slice(&size.to_le_bytes());
+        let mut eocd = b"PK\x05\x06".to_vec();
+        eocd.resize(22, 0);
+        eocd[10] = 1;
+        eocd[12..16].copy_from_slice(&(cd.len() as u32).to_le_bytes());
+        eocd[16..20].copy_from_slice(&(cd_offset as u32).to_le_bytes());
+        [zip, cd, eocd].concat()
+    }
+
+    #[test]
+    fn no_entry_may_claim_more_than_max_entry_bytes() {
+        let read = |size: u64| {
+            let bytes = deflated_claiming(size);
+            let zip = super::Zip::parse(&bytes, "w.zip").unwrap();
+            assert_eq!(zip.entries[0].size, size);
+            zip.read(&zip.entries[0]).map(|d| d.into_owned()).map_err(|e| e.message)
+        };
+        let max = super::MAX_ENTRY_BYTES;
+        assert_eq!(read(max + 1).unwrap_err(), format!("w.zip: zip entry w: claims {} bytes, more than the {max} allowed", max + 1));
+        // At the limit the next check speaks: deflate cannot expand that far.
+        assert!(read(max).unwrap_err().contains(&format!("claims {max} bytes from ")));
+        assert_eq!(read(64).unwrap(), vec![7u8; 64], "the honest claim reads");
     }
 }
