@@ -24,7 +24,9 @@ pub fn read(bytes: &[u8], source: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let at = header.find(&format!("'{key}':"))? + key.len() + 3;
         Some(header[at..].trim_start())
     };
-    let descr = field("descr").unwrap_or("");
+    let Some(descr) = field("descr") else {
+        bail!("{source}: no dtype in the .npy header");
+    };
     let Some(descr) = descr.strip_prefix('\'').and_then(|d| d.split('\'').next()) else {
         bail!("{source}: dtype {} is not a plain float type (structured arrays are not supported)", descr.split('}').next().unwrap_or(""));
     };
@@ -87,5 +89,37 @@ mod tests {
         for n in 0..bytes.len() {
             assert!(super::read(&bytes[..n], "x.npy").unwrap_err().message.starts_with("x.npy: "), "{n} bytes");
         }
+        // numpy pads the header so the data starts on a 64-byte boundary, ending it with '\n'.
+        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + header_len) % 64, 0);
+        assert_eq!(bytes[10 + header_len - 1], b'\n');
+    }
+
+    fn error(bytes: &[u8]) -> String {
+        super::read(bytes, "x.npy").unwrap_err().message
+    }
+
+    /// Version 2 (a 4-byte header length, as numpy writes for headers past 64 KiB), and its
+    /// truncations.
+    #[test]
+    fn version_2() {
+        let v1 = super::write_f32(&[3], &[1.0, 2.0, 3.0]);
+        let header = &v1[10..10 + u16::from_le_bytes([v1[8], v1[9]]) as usize];
+        let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+        v2.extend((header.len() as u32).to_le_bytes());
+        v2.extend(header);
+        v2.extend(&v1[10 + header.len()..]);
+        assert_eq!(super::read(&v2, "x.npy").unwrap(), (vec![3], vec![1.0, 2.0, 3.0]));
+        assert_eq!(error(&v2[..11]), "x.npy: unsupported .npy version 2");
+        assert_eq!(error(&v2[..12]), format!("x.npy: truncated .npy header ({} bytes claimed, 0 present)", header.len()));
+    }
+
+    #[test]
+    fn headers_without_dtype_or_with_too_many_dimensions() {
+        assert_eq!(error(b"\x93NUMPY\x01\x00\x00\x00"), "x.npy: no dtype in the .npy header");
+        assert_eq!(error(b"\x93NUMPY\x01\x00\x00"), "x.npy: not a .npy array");
+        let with_dims = |n: usize| super::write_f32(&vec![1; n], &[4.0]);
+        assert_eq!(super::read(&with_dims(8), "x.npy").unwrap(), (vec![1; 8], vec![4.0]));
+        assert_eq!(error(&with_dims(9)), "x.npy: bad shape (1, 1, 1, 1, 1, 1, 1, 1, 1) in the .npy header");
     }
 }
