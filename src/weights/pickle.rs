@@ -327,9 +327,8 @@ impl<'a, 's> Vm<'a, 's> {
                 }
                 Obj::TorchTensor { storage, offset, size, stride }
             }
-            Global::RebuildParameter => match items.first() {
-                Some(&t) if matches!(self.objs[t], Obj::TorchTensor { .. }) => {
-                    let Obj::TorchTensor { storage, offset, size, stride } = &self.objs[t] else { unreachable!() };
+            Global::RebuildParameter => match items.first().map(|&t| &self.objs[t]) {
+                Some(Obj::TorchTensor { storage, offset, size, stride }) => {
                     Obj::TorchTensor { storage: *storage, offset: *offset, size: size.clone(), stride: stride.clone() }
                 }
                 _ => return Err(bad(self, "_rebuild_parameter")),
@@ -848,5 +847,11 @@ mod tests {
         assert!(load(&tensor(b"K\x02K\x02", b"K\x02K\x01"), "p.pkl", true).is_ok());
         refused(&tensor(b"K\x02K\x02", b"K\x01"), true, "unexpected arguments to _rebuild_tensor_v2");
         refused(&tensor(&b"K\x01".repeat(9), &b"K\x01".repeat(9)), true, "unexpected arguments to _rebuild_tensor_v2");
+        // _rebuild_parameter(tensor, requires_grad, hooks) takes a tensor and nothing else.
+        let parameter = |data: &[u8]| [b"\x80\x02ctorch._utils\n_rebuild_parameter\n(".as_slice(), data, b"\x88}tR."].concat();
+        let tensor = &tensor(b"K\x02", b"K\x01");
+        assert!(load(&parameter(&tensor[2..tensor.len() - 1]), "p.pkl", true).is_ok());
+        refused(&parameter(b"K\x01"), true, "unexpected arguments to _rebuild_parameter");
+        refused(&parameter(b""), true, "unexpected arguments to _rebuild_parameter");
     }
 }
