@@ -98,7 +98,7 @@ pub fn read_weights(bytes: &[u8], source: &str) -> Result<(Scheme, TensorMap)> {
         }
         Format::Pickle => {
             let pickle = super::pickle::load(bytes, source, false)?;
-            tensors = pickle.numpy_dict(&["StructuredToParameterName@@"])?;
+            tensors = pickle.numpy_dict(&["StructuredToParameterName@@"], bytes.len() as u64)?;
             true
         }
         Format::Unknown => {

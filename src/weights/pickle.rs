@@ -118,7 +118,6 @@ pub struct Pickle<'a> {
     objs: Vec<Obj<'a>>,
     root: Id,
     source: String,
-    input_len: usize,
 }
 
 /// Runs the restricted interpreter over `bytes`. `torch` allows persistent ids
@@ -126,7 +125,7 @@ pub struct Pickle<'a> {
 pub fn load<'a>(bytes: &'a [u8], source: &str, torch: bool) -> Result<Pickle<'a>> {
     let mut vm = Vm { bytes, pos: 0, source, objs: Vec::new(), stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
     let root = vm.run(torch)?;
-    Ok(Pickle { objs: vm.objs, root, source: source.to_string(), input_len: bytes.len() })
+    Ok(Pickle { objs: vm.objs, root, source: source.to_string() })
 }
 
 struct Vm<'a, 's> {
@@ -613,13 +612,13 @@ impl<'a> Pickle<'a> {
     }
 
     /// A dict of numpy arrays (PaddlePaddle's `.pdparams`). Non-array entries
-    /// named in `skip` are ignored.
-    pub fn numpy_dict(&self, skip: &[&str]) -> Result<TensorMap> {
+    /// named in `skip` are ignored. At most `budget` elements are decoded in all (arrays may
+    /// share a memoized byte string).
+    pub fn numpy_dict(&self, skip: &[&str], mut budget: u64) -> Result<TensorMap> {
         let src = &self.source;
         let mut out = TensorMap::new();
         // Bounded output: a memo can share one byte string between many arrays,
         // so limit the total elements decoded to what the file could hold.
-        let mut budget = self.input_len as u64;
         for (name, id) in self.entries()? {
             if skip.contains(&name.as_str()) {
                 continue;
@@ -785,7 +784,7 @@ mod tests {
         p.extend(std::iter::repeat_n(0x85u8, 200_000));
         p.extend(b"0]q\x00h\x00a.");
         let pickle = load(&p, "deep.pkl", false).unwrap();
-        assert!(pickle.numpy_dict(&[]).unwrap_err().message.contains("does not hold a dict"));
+        assert!(pickle.numpy_dict(&[], p.len() as u64).unwrap_err().message.contains("does not hold a dict"));
     }
 
     #[test]
@@ -811,7 +810,7 @@ mod tests {
         }
         p.extend(b"u.");
         // 200 arrays of 1024 f4 over one memoized 4 KiB string: 204800 elements from a ~40 KB file.
-        let err = load(&p, "shared.pkl", false).unwrap().numpy_dict(&[]).err().unwrap();
+        let err = load(&p, "shared.pkl", false).unwrap().numpy_dict(&[], p.len() as u64).err().unwrap();
         assert!(err.message.contains("share more data than the file holds"), "{err}");
     }
 
@@ -827,6 +826,59 @@ mod tests {
         assert!(err.message.contains("truncated"), "{err}");
     }
 
+    /// torch's persistent id: ('storage', FloatStorage, '0', 'cpu', 4).
+    fn storage(tag: &str) -> Vec<u8> {
+        [b"(X".as_slice(), &(tag.len() as u32).to_le_bytes(), tag.as_bytes(), b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ"].concat()
+    }
+
+    /// _rebuild_tensor_v2(storage, offset, size, stride), a whole pickle.
+    fn tensor(size: &[u8], stride: &[u8]) -> Vec<u8> {
+        [b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(".as_slice(), &storage("storage"), b"K\x00(", size, b"t(", stride, b"ttR."].concat()
+    }
+
+    /// {"w": body}, a whole pickle, from a whole pickle's body.
+    fn dict_of(body: &[u8]) -> Vec<u8> {
+        [b"\x80\x02}X\x01\x00\x00\x00w".as_slice(), &body[2..body.len() - 1], b"s."].concat()
+    }
+
+    #[test]
+    fn decoding_budgets_and_storage_sizes_hold_at_their_limits() {
+        use std::borrow::Cow;
+        // A 2x2 float tensor over storage "0" of 4 elements: 4 elements decoded.
+        let torch = dict_of(&tensor(b"K\x02K\x02", b"K\x02K\x01"));
+        let torch = load(&torch, "t.pkl", true).unwrap();
+        let read = |bytes: usize, budget: u64| torch.torch_dict(|_| Ok(Cow::Owned(vec![0u8; bytes])), false, budget).map_err(|e| e.message);
+        assert_eq!(read(16, 4).unwrap()["w"].shape, [2, 2]);
+        assert_eq!(read(16, 3).unwrap_err(), "t.pkl: tensor w: the tensors share more data than the file holds");
+        assert_eq!(read(12, 4).unwrap_err(), "t.pkl: storage 0 of w claims 4 elements but holds 12 bytes");
+        assert_eq!(read(20, 4).unwrap()["w"].shape, [2, 2], "a storage may hold more than it claims");
+        // numpy.core.multiarray._reconstruct of a float32 array of 2 elements.
+        let mut numpy = b"\x80\x02}X\x01\x00\x00\x00acnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01K\x02\x85".to_vec();
+        numpy.extend(b"cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87R(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89C\x08");
+        numpy.extend([0, 0, 128, 63, 0, 0, 0, 64]);
+        numpy.extend(b"tbs.");
+        let numpy = load(&numpy, "n.pkl", false).unwrap();
+        assert_eq!(numpy.numpy_dict(&[], 2).unwrap()["a"].data, [1.0, 2.0]);
+        assert_eq!(numpy.numpy_dict(&[], 1).unwrap_err().message, "n.pkl: entry a: the arrays share more data than the file holds");
+    }
+
+    /// Opcodes that no fixture writer reaches: BINFLOAT, BINSTRING (a Python 2 str past 255
+    /// bytes), BINBYTES8 and BYTEARRAY8 (protocol 5); a Python 2 str key that is not ASCII.
+    #[test]
+    fn rarer_opcodes_read_and_python_2_keys_must_be_ascii() {
+        for p in [b"\x80\x02G\x3f\xf0\x00\x00\x00\x00\x00\x00.".as_slice(), b"\x80\x05\x8e\x01\x00\x00\x00\x00\x00\x00\x00x.", b"\x80\x05\x96\x01\x00\x00\x00\x00\x00\x00\x00x."] {
+            assert!(load(p, "p.pkl", false).is_ok(), "{p:?}");
+            assert!(load(&p[..p.len() - 2], "p.pkl", false).err().unwrap().message.contains("truncated"), "{p:?}");
+        }
+        let keys = |key: &[u8], skip: &str| {
+            let p = [b"\x80\x02}".as_slice(), key, b"Ns."].concat();
+            load(&p, "p.pkl", false).unwrap().numpy_dict(&[skip], 0).map(|d| d.len()).map_err(|e| e.message)
+        };
+        assert_eq!(keys(b"T\x01\x00\x00\x00a", "a"), Ok(0));
+        assert_eq!(keys(b"T\x01\x00\x00\x00a", "b").unwrap_err(), "p.pkl: entry a is not a numpy array");
+        assert_eq!(keys(b"U\x02\xc3\xa9", "\u{e9}").unwrap_err(), "p.pkl: a key of the pickled dict is not a string");
+    }
+
     #[test]
     fn malformed_structures_are_refused_by_what_is_wrong() {
         let refused = |p: &[u8], torch: bool, why: &str| {
@@ -836,14 +888,8 @@ mod tests {
         refused(b"\x80\x06N.", false, "unsupported pickle protocol 6");
         assert!(load(b"\x80\x05N.", "p.pkl", false).is_ok());
         refused(b"\x80\x02(K\x01d.", false, "odd number of dict items");
-        // torch's persistent id: ('storage', StorageType, key, location, numel).
-        let storage = |tag: &str| [b"(X".as_slice(), &(tag.len() as u32).to_le_bytes(), tag.as_bytes(), b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ"].concat();
         assert!(load(&[b"\x80\x02".as_slice(), &storage("storage"), b"."].concat(), "p.pkl", true).is_ok());
         refused(&[b"\x80\x02".as_slice(), &storage("blob"), b"."].concat(), true, "is not a torch storage");
-        // _rebuild_tensor_v2(storage, offset, size, stride): one stride per dimension, at most 8.
-        let tensor = |size: &[u8], stride: &[u8]| {
-            [b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(".as_slice(), &storage("storage"), b"K\x00(", size, b"t(", stride, b"ttR."].concat()
-        };
         assert!(load(&tensor(b"K\x02K\x02", b"K\x02K\x01"), "p.pkl", true).is_ok());
         refused(&tensor(b"K\x02K\x02", b"K\x01"), true, "unexpected arguments to _rebuild_tensor_v2");
         refused(&tensor(&b"K\x01".repeat(9), &b"K\x01".repeat(9)), true, "unexpected arguments to _rebuild_tensor_v2");
