@@ -592,6 +592,18 @@ fn text<'o>(obj: &'o Obj) -> Option<&'o str> {
     }
 }
 
+/// Whether strides are those of a C-order (row-major) array of this shape, so that its
+/// elements lie in one run; a dimension of size 1 may have any stride.
+fn row_major(size: &[u64], stride: &[u64]) -> bool {
+    let mut expect = 1u64;
+    let mut ok = true;
+    for (&n, &s) in size.iter().zip(stride).rev() {
+        ok &= n <= 1 || s == expect;
+        expect = expect.saturating_mul(n.max(1));
+    }
+    ok
+}
+
 /// A tensor's shape as usizes, refusing overflow.
 fn element_count(shape: &[u64]) -> Option<u64> {
     shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))
@@ -732,16 +744,7 @@ impl<'a> Pickle<'a> {
                 bail!("{src}: tensor {name}: offset {offset}, shape {size:?}, stride {stride:?} reach past its storage ({numel} elements)");
             }
             let es = elem.size();
-            let contiguous = {
-                let mut expect = 1u64;
-                let mut ok = true;
-                for (&n, &s) in size.iter().zip(stride).rev() {
-                    ok &= n <= 1 || s == expect;
-                    expect = expect.saturating_mul(n.max(1));
-                }
-                ok
-            };
-            let data: Vec<f32> = if contiguous {
+            let data: Vec<f32> = if row_major(size, stride) {
                 let (start, end) = (*offset as usize * es, (*offset + count) as usize * es);
                 elem.decode(&bytes[start..end], big_endian)
             } else {
@@ -832,8 +835,12 @@ mod tests {
     }
 
     /// _rebuild_tensor_v2(storage, offset, size, stride), a whole pickle.
+    fn tensor_at(offset: u8, size: &[u8], stride: &[u8]) -> Vec<u8> {
+        [b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(".as_slice(), &storage("storage"), &[b'K', offset, b'('], size, b"t(", stride, b"ttR."].concat()
+    }
+
     fn tensor(size: &[u8], stride: &[u8]) -> Vec<u8> {
-        [b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(".as_slice(), &storage("storage"), b"K\x00(", size, b"t(", stride, b"ttR."].concat()
+        tensor_at(0, size, stride)
     }
 
     /// {"w": body}, a whole pickle, from a whole pickle's body.
@@ -852,6 +859,13 @@ mod tests {
         assert_eq!(read(16, 3).unwrap_err(), "t.pkl: tensor w: the tensors share more data than the file holds");
         assert_eq!(read(12, 4).unwrap_err(), "t.pkl: storage 0 of w claims 4 elements but holds 12 bytes");
         assert_eq!(read(20, 4).unwrap()["w"].shape, [2, 2], "a storage may hold more than it claims");
+        // Elements 1..=4 of a 4-element storage (however many bytes it holds).
+        let past = dict_of(&tensor_at(1, b"K\x02K\x02", b"K\x02K\x01"));
+        let past = load(&past, "t.pkl", true).unwrap();
+        assert_eq!(
+            past.torch_dict(|_| Ok(Cow::Owned(vec![0u8; 20])), false, 4).unwrap_err().message,
+            "t.pkl: tensor w: offset 1, shape [2, 2], stride [2, 1] reach past its storage (4 elements)"
+        );
         // numpy.core.multiarray._reconstruct of a float32 array of 2 elements.
         let mut numpy = b"\x80\x02}X\x01\x00\x00\x00acnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01K\x02\x85".to_vec();
         numpy.extend(b"cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87R(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89C\x08");
@@ -860,6 +874,13 @@ mod tests {
         let numpy = load(&numpy, "n.pkl", false).unwrap();
         assert_eq!(numpy.numpy_dict(&[], 2).unwrap()["a"].data, [1.0, 2.0]);
         assert_eq!(numpy.numpy_dict(&[], 1).unwrap_err().message, "n.pkl: entry a: the arrays share more data than the file holds");
+    }
+
+    #[test]
+    fn row_major_is_c_order_whatever_the_strides_of_size_1() {
+        use super::row_major;
+        assert!(row_major(&[2, 3], &[3, 1]) && row_major(&[], &[]) && row_major(&[1, 3], &[99, 1]) && row_major(&[3, 1], &[1, 7]));
+        assert!(!row_major(&[2, 3], &[1, 2]) && !row_major(&[2, 3], &[4, 1]) && !row_major(&[2, 2], &[2, 0]));
     }
 
     /// Opcodes that no fixture writer reaches: BINFLOAT, BINSTRING (a Python 2 str past 255
