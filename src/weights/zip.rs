@@ -236,4 +236,12 @@ mod tests {
         assert!(read(max).unwrap_err().contains(&format!("claims {max} bytes from ")));
         assert_eq!(read(64).unwrap(), vec![7u8; 64], "the honest claim reads");
     }
+
+    #[test]
+    fn a_count_beyond_what_the_directory_can_hold_is_refused() {
+        let mut bytes = deflated_claiming(64);
+        let count = bytes.len() - 12; // the end record's entry count
+        bytes[count] = 2;
+        assert_eq!(super::Zip::parse(&bytes, "w.zip").err().unwrap().message, "w.zip: zip claims 2 entries in a 59-byte central directory");
+    }
 }
