@@ -128,7 +128,6 @@ fn conv2d<const MR: usize, const NR: usize>(x: &Activation, conv: &Conv, residua
     if let Some(r) = residual {
         assert_eq!((r.h, r.w, r.c), (oh, ow, cout));
     }
-    let pixels = oh * ow;
     let in_place = conv.k == 1 && conv.stride == 1 && conv.pad == 0;
     // SAFETY: each block's steps cover its pixels, and each step's panels every channel of them.
     unsafe {
@@ -145,8 +144,8 @@ fn conv2d<const MR: usize, const NR: usize>(x: &Activation, conv: &Conv, residua
                             &x.data[p0 * cin..][..MR * cin]
                         } else {
                             for (i, field) in copied.chunks_exact_mut(depth).enumerate() {
-                                // Past the last pixel, repeat it: computed, never stored.
-                                let p = (p0 + i).min(pixels - 1);
+                                // Past the last pixel: rows below the map (zeros, or the next rows), computed, never stored.
+                                let p = p0 + i;
                                 let (oy, ox) = (p / ow, p % ow);
                                 let ix0 = (ox * conv.stride) as isize - conv.pad as isize;
                                 // One row of the window (k taps of cin, contiguous in NHWC) at a time: one
@@ -477,19 +476,31 @@ mod tests {
     fn convolutions_match_the_reference() {
         // (h, w, cin, cout, k, stride): the stem's 7x7/2, Winograd's 3x3/1 with odd edges,
         // 3x3/2, 1x1 in place and strided, channel counts that fill no tile.
-        let shapes = [(9, 7, 3, 13, 7, 2), (9, 11, 5, 17, 3, 1), (1, 1, 4, 9, 3, 1), (8, 6, 16, 40, 3, 2), (5, 5, 33, 9, 1, 1), (7, 6, 12, 20, 1, 2)];
-        for (i, &(h, w, cin, cout, k, stride)) in shapes.iter().enumerate() {
+        // Also padding BiT never uses (1x1 padded, 3x3/1 unpadded), which neither the in-place
+        // patch nor Winograd may take.
+        let shapes = [
+            (9, 7, 3, 13, 7, 2, 3),
+            (9, 11, 5, 17, 3, 1, 1),
+            (1, 1, 4, 9, 3, 1, 1),
+            (8, 6, 16, 40, 3, 2, 1),
+            (5, 5, 33, 9, 1, 1, 0),
+            (7, 6, 12, 20, 1, 2, 0),
+            (4, 5, 8, 9, 1, 1, 1),
+            (6, 5, 4, 9, 3, 1, 0),
+        ];
+        for (i, &(h, w, cin, cout, k, stride, pad)) in shapes.iter().enumerate() {
             let x = map(h, w, cin, i as u32);
-            let conv = Conv { k, stride, pad: ((stride - 1) + (k - 1)) / 2, cin, cout, weight: values(k * k * cin * cout, 100 + i as u32) };
+            let conv = Conv { k, stride, pad, cin, cout, weight: values(k * k * cin * cout, 100 + i as u32) };
             let want = reference::conv2d(&x, &conv);
             let residual = (k == 1).then(|| map(want.h, want.w, cout, 200 + i as u32));
+            assert_eq!(winograd::applies(&conv), (k, stride, pad) == (3, 1, 1));
             let mut want_with = want.clone();
             if let Some(r) = &residual {
                 want_with.data.iter_mut().zip(&r.data).for_each(|(v, r)| *v += r);
             }
             for kernel in supported() {
                 let got = conv_with(kernel, &x, &conv, None);
-                assert!(max_difference(&got, &want) < 1e-4, "{} {h}x{w}x{cin} -> {cout}, {k}x{k}/{stride}: {}", kernel.name(), max_difference(&got, &want));
+                assert!(max_difference(&got, &want) < 1e-4, "{} {h}x{w}x{cin} -> {cout}, {k}x{k}/{stride} pad {pad}: {}", kernel.name(), max_difference(&got, &want));
                 if let Some(r) = &residual {
                     let got = conv_with(kernel, &x, &conv, Some(r));
                     assert!(max_difference(&got, &want_with) < 1e-4, "{} with a residual: {}", kernel.name(), max_difference(&got, &want_with));
@@ -552,6 +563,30 @@ mod tests {
         };
         let (side, k, n) = (3, 5, 7);
         assert_eq!(matmul_gflops(side, k, n, 4, clock), 2.0 * (side * side * k * n) as f64 / 10.0 / 1e6);
+    }
+
+    #[test]
+    fn kernels_parse_by_name_and_each_runs_its_own_tile() {
+        for (name, kernel) in [("portable", Kernel::Portable), ("avx2", Kernel::Avx2), ("avx512", Kernel::Avx512), ("neon", Kernel::Neon)] {
+            assert_eq!(Kernel::parse(name).unwrap(), kernel);
+        }
+        let err = Kernel::parse("sse").unwrap_err().message;
+        assert!(err.contains("\"sse\"") && err.contains("expected portable, avx2, avx512 or neon"), "{err}");
+        // The tile (rows x panel width) of each kernel: a kernel that fell back to the portable
+        // 4x8 would still be right, only slow.
+        struct Shape;
+        impl WithTile for Shape {
+            type Out = (usize, usize, Kernel);
+            fn call<const MR: usize, const NR: usize>(self, tile: Tile<MR, NR>) -> (usize, usize, Kernel) {
+                (MR, NR, tile.kernel)
+            }
+        }
+        for (kernel, mr, nr) in [(Kernel::Portable, 4, 8), (Kernel::Avx2, 6, 16), (Kernel::Avx512, 12, 32), (Kernel::Neon, 8, 8)] {
+            if kernel.supported() {
+                assert_eq!(kernel.with_tile(Shape), (mr, nr, kernel), "{}", kernel.name());
+                assert_eq!(kernel.panel_width(), nr);
+            }
+        }
     }
 
     #[test]

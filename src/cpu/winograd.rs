@@ -70,9 +70,10 @@ pub(super) fn conv2d<const MR: usize, const NR: usize>(x: &Activation, conv: &Co
                     // Tile `t` of this block of rows: (row of tiles, column).
                     let at = |t: usize| (first + t / tiles_x, t % tiles_x);
                     for t0 in (0..tiles).step_by(MR) {
-                        // V = Bᵀ d B for the block's MR tiles (the last tile repeated past the end), [16][MR][cin].
+                        // V = Bᵀ d B for the block's MR tiles, [16][MR][cin] (past the last tile: rows below
+                        // the block, zeros or the next rows, computed, never stored).
                         for i in 0..MR {
-                            let (ty, tx) = at((t0 + i).min(tiles - 1));
+                            let (ty, tx) = at(t0 + i);
                             let d: [&[f32]; XI] = std::array::from_fn(|k| {
                                 let (y, x_) = ((2 * ty + k / 4) as isize - 1, (2 * tx + k % 4) as isize - 1);
                                 if y < 0 || x_ < 0 || y >= h as isize || x_ >= w as isize {

@@ -31,12 +31,10 @@ pub fn read(bytes: &[u8], source: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         bail!("{source}: dtype {} is not a plain float type (structured arrays are not supported)", descr.split('}').next().unwrap_or(""));
     };
     let (order, kind) = descr.split_at(descr.len().min(1));
-    let elem = match kind {
-        "f2" => Elem::F16,
-        "f4" => Elem::F32,
-        "f8" => Elem::F64,
-        "O" => bail!("{source}: object array (dtype '{descr}'); refusing, reading it would need pickle"),
-        _ => bail!("{source}: dtype '{descr}' is not a float type (f2, f4, f8)"),
+    let elem = match Elem::numpy(kind) {
+        Some(elem) => elem,
+        None if kind == "O" => bail!("{source}: object array (dtype '{descr}'); refusing, reading it would need pickle"),
+        None => bail!("{source}: dtype '{descr}' is not a float type (f2, f4, f8)"),
     };
     if !matches!(order, "<" | ">" | "=" | "|") {
         bail!("{source}: dtype '{descr}' is not a float type (f2, f4, f8)");
@@ -112,6 +110,29 @@ mod tests {
         assert_eq!(super::read(&v2, "x.npy").unwrap(), (vec![3], vec![1.0, 2.0, 3.0]));
         assert_eq!(error(&v2[..11]), "x.npy: unsupported .npy version 2");
         assert_eq!(error(&v2[..12]), format!("x.npy: truncated .npy header ({} bytes claimed, 0 present)", header.len()));
+    }
+
+    /// f2 and f8 in either byte order, as numpy writes them (`write_f32`'s header with another
+    /// descr); the `.npz` of the original BiT release holds f4, the others come from users.
+    #[test]
+    fn f2_and_f8_in_either_byte_order() {
+        let with = |descr: &str, data: &[u8]| {
+            let f4 = super::write_f32(&[2], &[0.0, 0.0]);
+            let header = std::str::from_utf8(&f4[10..f4.len() - 8]).unwrap().replace("'<f4'", &format!("'{descr}'"));
+            let mut bytes = f4[..8].to_vec();
+            bytes.extend((header.len() as u16).to_le_bytes());
+            bytes.extend(header.as_bytes());
+            bytes.extend(data);
+            super::read(&bytes, "x.npy").map_err(|e| e.message)
+        };
+        let halves = [0x3c00u16, 0xc100]; // 1.0, -2.5
+        assert_eq!(with("<f2", &halves.map(u16::to_le_bytes).concat()), Ok((vec![2], vec![1.0, -2.5])));
+        assert_eq!(with(">f2", &halves.map(u16::to_be_bytes).concat()), Ok((vec![2], vec![1.0, -2.5])));
+        let doubles = [0.25f64, -3.0];
+        assert_eq!(with("<f8", &doubles.map(f64::to_le_bytes).concat()), Ok((vec![2], vec![0.25, -3.0])));
+        assert_eq!(with(">f8", &doubles.map(f64::to_be_bytes).concat()), Ok((vec![2], vec![0.25, -3.0])));
+        assert_eq!(with("<f8", &[0u8; 8]).unwrap_err(), "x.npy: shape [2] of '<f8' needs 16 bytes, the file holds 8");
+        assert_eq!(with("<i4", &[0u8; 8]).unwrap_err(), "x.npy: dtype '<i4' is not a float type (f2, f4, f8)");
     }
 
     #[test]

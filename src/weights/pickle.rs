@@ -43,6 +43,16 @@ pub enum Elem {
 }
 
 impl Elem {
+    /// numpy's float type codes (a dtype's `kind` and size without its byte order).
+    pub fn numpy(code: &str) -> Option<Elem> {
+        match code {
+            "f2" => Some(Elem::F16),
+            "f4" => Some(Elem::F32),
+            "f8" => Some(Elem::F64),
+            _ => None,
+        }
+    }
+
     pub fn size(self) -> usize {
         match self {
             Elem::F16 | Elem::BF16 => 2,
@@ -200,23 +210,6 @@ impl<'a, 's> Vm<'a, 's> {
         text(&self.objs[id])
     }
 
-    fn int(&self, id: Id) -> Option<i64> {
-        match self.objs[id] {
-            Obj::Int(i) => Some(i),
-            Obj::Bool(b) => Some(b as i64),
-            _ => None,
-        }
-    }
-
-    fn ints(&self, id: Id) -> Option<Vec<u64>> {
-        match &self.objs[id] {
-            Obj::Tuple(items) | Obj::List(items) => {
-                items.iter().map(|&i| self.int(i).and_then(|v| u64::try_from(v).ok())).collect()
-            }
-            _ => None,
-        }
-    }
-
     fn resolve_global(&self, module: &str, name: &str) -> Result<Global> {
         global(module, name).ok_or_else(|| {
             self.err(format!(
@@ -317,8 +310,7 @@ impl<'a, 's> Vm<'a, 's> {
                 if !matches!(self.objs[storage], Obj::Storage { .. }) {
                     return Err(self.err("_rebuild_tensor_v2 without a storage"));
                 }
-                let offset = self.int(items[1]).and_then(|v| u64::try_from(v).ok());
-                let (Some(offset), Some(size), Some(stride)) = (offset, self.ints(items[2]), self.ints(items[3])) else {
+                let (Some(offset), Some(size), Some(stride)) = (natural(&self.objs, items[1]), naturals(&self.objs, items[2]), naturals(&self.objs, items[3])) else {
                     return Err(bad(self, "_rebuild_tensor_v2"));
                 };
                 if size.len() != stride.len() || size.len() > 8 {
@@ -572,13 +564,29 @@ impl<'a, 's> Vm<'a, 's> {
             Some(Obj::Global(Global::Storage(e))) if ok => *e,
             _ => return Err(self.err("persistent id is not a torch storage of a floating-point type")),
         };
-        let (Some(key), Some(numel)) = (self.string(items[2]), self.int(items[4]).and_then(|v| u64::try_from(v).ok())) else {
+        let (Some(key), Some(numel)) = (self.string(items[2]), natural(&self.objs, items[4])) else {
             return Err(self.err("malformed torch storage id"));
         };
         if key.len() > 64 {
             return Err(self.err("malformed torch storage key"));
         }
         Ok(Obj::Storage { elem, key: key.to_string(), numel })
+    }
+}
+
+/// A non-negative integer: a size, stride, offset or element count.
+fn natural(objs: &[Obj], id: Id) -> Option<u64> {
+    match objs[id] {
+        Obj::Int(v) => u64::try_from(v).ok(),
+        _ => None,
+    }
+}
+
+/// A tuple or list of them: a shape or strides.
+fn naturals(objs: &[Obj], id: Id) -> Option<Vec<u64>> {
+    match &objs[id] {
+        Obj::Tuple(items) | Obj::List(items) => items.iter().map(|&i| natural(objs, i)).collect(),
+        _ => None,
     }
 }
 
@@ -646,21 +654,16 @@ impl<'a> Pickle<'a> {
             if st.len() != 4 {
                 bail!("{src}: entry {name}: malformed numpy array state");
             }
-            let Some(shape) = (match &self.objs[st[0]] {
-                Obj::Tuple(_) | Obj::List(_) => self.ints_of(st[0]),
-                _ => None,
-            }) else {
+            let Some(shape) = naturals(&self.objs, st[0]) else {
                 bail!("{src}: entry {name}: malformed numpy shape");
             };
             let Obj::Dtype { kind, order } = &self.objs[st[1]] else {
                 bail!("{src}: entry {name}: malformed numpy dtype");
             };
-            let elem = match kind.as_str() {
-                "f2" => Elem::F16,
-                "f4" => Elem::F32,
-                "f8" => Elem::F64,
-                "O" => bail!("{src}: entry {name} is an object array; refusing (it would need arbitrary pickled objects)"),
-                k => bail!("{src}: entry {name} has dtype {k:?}; expected a float type (f2, f4, f8)"),
+            let elem = match Elem::numpy(kind) {
+                Some(elem) => elem,
+                None if kind == "O" => bail!("{src}: entry {name} is an object array; refusing (it would need arbitrary pickled objects)"),
+                None => bail!("{src}: entry {name} has dtype {kind:?}; expected a float type (f2, f4, f8)"),
             };
             let big = order.as_deref() == Some(">");
             if matches!(self.objs[st[2]], Obj::Bool(true)) {
@@ -687,18 +690,6 @@ impl<'a> Pickle<'a> {
         Ok(out)
     }
 
-    fn ints_of(&self, id: Id) -> Option<Vec<u64>> {
-        match &self.objs[id] {
-            Obj::Tuple(items) | Obj::List(items) => items
-                .iter()
-                .map(|&i| match self.objs[i] {
-                    Obj::Int(v) => u64::try_from(v).ok(),
-                    _ => None,
-                })
-                .collect(),
-            _ => None,
-        }
-    }
 
     /// A dict of torch tensors whose storages `storage(key)` returns as bytes.
     /// At most `budget` elements are decoded in all (tensors may share storages).
@@ -920,5 +911,79 @@ mod tests {
         assert!(load(&parameter(&tensor[2..tensor.len() - 1]), "p.pkl", true).is_ok());
         refused(&parameter(b"K\x01"), true, "unexpected arguments to _rebuild_parameter");
         refused(&parameter(b""), true, "unexpected arguments to _rebuild_parameter");
+    }
+
+    /// {"a": float32 array [1, 2]} (numpy's protocol 2 form), its data written by `data`'s opcodes.
+    fn numpy_with_data(data: &[u8]) -> Vec<u8> {
+        let mut p = b"\x80\x02}X\x01\x00\x00\x00acnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01K\x02\x85".to_vec();
+        p.extend(b"cnumpy\ndtype\nX\x02\x00\x00\x00f4\x89\x88\x87R(K\x03X\x01\x00\x00\x00<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89");
+        p.extend(data);
+        p.extend(b"tbs.");
+        p
+    }
+
+    #[test]
+    fn protocol_2_bytes_are_latin_1_text_and_no_other_encoding() {
+        // [0, 0, 128, 63, 0, 0, 0, 64] as the text "\0\0\u{80}?\0\0\0@", UTF-8 in the pickle.
+        let encoded = |encoding: &str| {
+            let mut data = b"c_codecs\nencode\n(X\x09\x00\x00\x00\x00\x00\xc2\x80?\x00\x00\x00@X".to_vec();
+            data.extend((encoding.len() as u32).to_le_bytes());
+            data.extend(encoding.as_bytes());
+            data.extend(b"tR");
+            let p = numpy_with_data(&data);
+            load(&p, "n.pkl", false).and_then(|n| n.numpy_dict(&[], 2)).map(|d| d["a"].data.clone()).map_err(|e| e.message)
+        };
+        assert_eq!(encoded("latin1"), Ok(vec![1.0, 2.0]));
+        assert_eq!(encoded("latin-1"), Ok(vec![1.0, 2.0]));
+        assert!(encoded("utf-8").unwrap_err().contains("_codecs.encode with encoding \"utf-8\" is not supported"));
+    }
+
+    #[test]
+    fn budgets_count_every_tensor_of_the_file() {
+        use std::borrow::Cow;
+        let tensor = tensor(b"K\x02K\x02", b"K\x02K\x01");
+        let body = &tensor[2..tensor.len() - 1];
+        let torch = [b"\x80\x02}X\x01\x00\x00\x00w".as_slice(), body, b"sX\x01\x00\x00\x00v", body, b"s."].concat();
+        let torch = load(&torch, "t.pkl", true).unwrap();
+        let read = |budget: u64| torch.torch_dict(|_| Ok(Cow::Owned(vec![0u8; 16])), false, budget).map(|d| d.len()).map_err(|e| e.message);
+        assert_eq!(read(8), Ok(2));
+        assert_eq!(read(7).unwrap_err(), "t.pkl: tensor v: the tensors share more data than the file holds");
+        let one = numpy_with_data(&[b"C\x08".as_slice(), &[0, 0, 128, 63, 0, 0, 0, 64]].concat());
+        let entry = &one[3..one.len() - 1]; // X 'a', the array, SETITEM
+        let mut second = entry.to_vec();
+        second[5] = b'b';
+        let numpy = [b"\x80\x02}".as_slice(), entry, &second, b"."].concat();
+        let numpy = load(&numpy, "n.pkl", false).unwrap();
+        assert_eq!(numpy.numpy_dict(&[], 4).map(|d| d.len()), Ok(2));
+        assert_eq!(numpy.numpy_dict(&[], 3).unwrap_err().message, "n.pkl: entry b: the arrays share more data than the file holds");
+    }
+
+    #[test]
+    fn marks_dicts_and_keys_at_their_limits() {
+        // POP_MARK drops what was pushed since the mark: the dict below it is the root.
+        assert_eq!(load(b"\x80\x02}(K\x01K\x021.", "p.pkl", false).unwrap().numpy_dict(&[], 0).map(|d| d.len()), Ok(0));
+        // DICT of an even number of items; SETITEMS of an odd one.
+        assert_eq!(load(b"\x80\x02(X\x01\x00\x00\x00aNd.", "p.pkl", false).unwrap().numpy_dict(&["a"], 0).map(|d| d.len()), Ok(0));
+        assert!(load(b"\x80\x02}(K\x01u.", "p.pkl", false).err().unwrap().message.contains("odd number of dict items"));
+        // BINUNICODE8 (protocol 4's long text).
+        assert!(load(b"\x80\x04\x8d\x01\x00\x00\x00\x00\x00\x00\x00x.", "p.pkl", false).is_ok());
+        assert!(load(b"\x80\x04\x8d\x01\x00\x00\x00\x00\x00\x00\x00", "p.pkl", false).err().unwrap().message.contains("truncated"));
+        // A storage key of 64 characters; 65 is not one torch writes.
+        let key = |n: usize| {
+            let key = "k".repeat(n);
+            let p = [b"\x80\x02(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX".as_slice(), &(n as u32).to_le_bytes(), key.as_bytes(), b"X\x03\x00\x00\x00cpuK\x04tQ."].concat();
+            load(&p, "p.pkl", true).map(|_| ()).map_err(|e| e.message)
+        };
+        assert_eq!(key(64), Ok(()));
+        assert!(key(65).unwrap_err().contains("malformed torch storage key"));
+        // A dtype code of 16 characters is read (and refused later by name); 17 is not a dtype.
+        let dtype = |n: usize| {
+            let p = [b"\x80\x02cnumpy\ndtype\n(X".as_slice(), &(n as u32).to_le_bytes(), "f".repeat(n).as_bytes(), b"\x89\x88tR."].concat();
+            load(&p, "p.pkl", false).map(|_| ()).map_err(|e| e.message)
+        };
+        assert_eq!(dtype(16), Ok(()));
+        assert!(dtype(17).unwrap_err().contains("numpy.dtype"));
+        // Tensors of 8 dimensions (9: malformed_structures_are_refused_by_what_is_wrong).
+        assert!(load(&tensor(&b"K\x01".repeat(8), &b"K\x01".repeat(8)), "p.pkl", true).is_ok());
     }
 }

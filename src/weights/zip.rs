@@ -26,6 +26,8 @@ pub struct Entry {
 pub struct Zip<'a> {
     bytes: &'a [u8],
     source: String,
+    /// Where the central directory starts: every entry's data ends at or before it.
+    directory: u64,
     pub entries: Vec<Entry>,
 }
 
@@ -117,7 +119,7 @@ impl<'a> Zip<'a> {
             entries.push(Entry { name, method, crc, compressed, size, local_offset });
             at = name_at + name_len + extra_len + comment_len;
         }
-        Ok(Zip { bytes, source: source.to_string(), entries })
+        Ok(Zip { bytes, source: source.to_string(), directory: cd_offset, entries })
     }
 
     pub fn find(&self, name: &str) -> Option<&Entry> {
@@ -137,12 +139,8 @@ impl<'a> Zip<'a> {
         let extra_len = u16_at(bytes, local + 28).ok_or_else(|| bad("truncated local header"))? as u64;
         let start = entry.local_offset + 30 + name_len + extra_len;
         let end = start.checked_add(entry.compressed).ok_or_else(|| bad("size overflows"))?;
-        if end > bytes.len() as u64 {
-            bail!(
-                "{source}: zip entry {name}: {} bytes at offset {start} run past the end of the file ({} bytes)",
-                entry.compressed,
-                bytes.len()
-            );
+        if end > self.directory {
+            bail!("{source}: zip entry {name}: {} bytes at offset {start} run into the central directory at {}", entry.compressed, self.directory);
         }
         if entry.size > MAX_ENTRY_BYTES {
             bail!("{source}: zip entry {name}: claims {} bytes, more than the {MAX_ENTRY_BYTES} allowed", entry.size);
@@ -196,6 +194,11 @@ mod tests {
 
     /// One deflated entry `w` whose directory claims `size` bytes (in a zip64 extra field).
     fn deflated_claiming(size: u64) -> Vec<u8> {
+        deflated_with_extra(size, &[])
+    }
+
+    /// The same, with `other` extra fields before the zip64 one.
+    fn deflated_with_extra(size: u64, other: &[u8]) -> Vec<u8> {
         let data = miniz_oxide::deflate::compress_to_vec(&[7u8; 64], 6);
         let mut zip = b"PK\x03\x04".to_vec();
         zip.resize(30, 0);
@@ -210,8 +213,9 @@ mod tests {
         cd[20..24].copy_from_slice(&(data.len() as u32).to_le_bytes());
         cd[24..28].copy_from_slice(&u32::MAX.to_le_bytes()); // the size is in the zip64 field
         cd[28] = 1;
-        cd[30] = 12; // extra length
+        cd[30] = 12 + other.len() as u8; // extra length
         cd.push(b'w');
+        cd.extend_from_slice(other);
         cd.extend_from_slice(&[1, 0, 8, 0]);
         cd.extend_from_slice(&size.to_le_bytes());
         let mut eocd = b"PK\x05\x06".to_vec();
@@ -243,5 +247,44 @@ mod tests {
         let count = bytes.len() - 12; // the end record's entry count
         bytes[count] = 2;
         assert_eq!(super::Zip::parse(&bytes, "w.zip").err().unwrap().message, "w.zip: zip claims 2 entries in a 59-byte central directory");
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let zip = super::Zip::parse(bytes, "w.zip").map_err(|e| e.message)?;
+        zip.read(&zip.entries[0]).map(|d| d.into_owned()).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn the_end_record_is_looked_for_in_the_last_64_kib_and_22_bytes() {
+        // What follows the end record is its comment (at most 0xFFFF bytes); beyond that, not a zip.
+        let zip = deflated_claiming(64);
+        assert_eq!(read_all(&[zip.as_slice(), &[0u8; 0xFFFF]].concat()).unwrap(), vec![7u8; 64]);
+        assert_eq!(read_all(&[zip.as_slice(), &[0u8; 0x10000]].concat()).unwrap_err(), "w.zip: truncated zip archive (no end of central directory)");
+    }
+
+    #[test]
+    fn the_zip64_field_is_found_after_other_extra_fields() {
+        // An extended timestamp (0x5455, 5 bytes) first, as Info-ZIP writes it.
+        let bytes = deflated_with_extra(64, &[0x55, 0x54, 5, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(read_all(&bytes).unwrap(), vec![7u8; 64]);
+        // An extra field whose length runs past the extra data.
+        let mut bytes = deflated_with_extra(64, &[0x55, 0x54, 5, 0, 1, 0, 0, 0, 0]);
+        let at = bytes.windows(4).position(|w| w == b"UT\x05\x00").unwrap();
+        bytes[at + 2] = 30;
+        assert_eq!(read_all(&bytes).unwrap_err(), "w.zip: truncated or corrupt zip archive");
+    }
+
+    #[test]
+    fn deflate_claims_are_bounded_by_its_greatest_ratio_and_data_by_the_directory() {
+        let compressed = miniz_oxide::deflate::compress_to_vec(&[7u8; 64], 6).len() as u64;
+        let most = compressed * 1032 + 64;
+        // At the bound, the claim is believed until the data inflates to less; past it, not.
+        assert_eq!(read_all(&deflated_claiming(most)).unwrap_err(), format!("w.zip: zip entry w: inflates to 64 bytes, claims {most}"));
+        assert_eq!(read_all(&deflated_claiming(most + 1)).unwrap_err(), format!("w.zip: zip entry w: claims {} bytes from {compressed} compressed", most + 1));
+        // The entry's data ends where the directory starts; one byte more runs into it.
+        let mut bytes = deflated_claiming(64);
+        let cd = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[cd + 20] += 1;
+        assert_eq!(read_all(&bytes).unwrap_err(), format!("w.zip: zip entry w: {} bytes at offset 31 run into the central directory at {cd}", compressed + 1));
     }
 }
