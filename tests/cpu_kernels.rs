@@ -1,7 +1,8 @@
 //! Each CPU micro-kernel that this processor has (src/cpu/gemm.rs: portable, AVX2+FMA,
 //! AVX-512, NEON), forced one at a time, against transformers' logits: the tiny model, the
 //! full-size one at 448, and at 224 and 200, whose last stages (7x7; 13x13, 25x25) leave
-//! partial tiles and Winograd edge tiles. Also: a kernel the processor lacks is refused.
+//! partial tiles and Winograd edge tiles; and the top-1 class's activation map. Also: a kernel
+//! the processor lacks is refused.
 
 mod common;
 
@@ -34,11 +35,18 @@ impl Fixture {
         let mut worst = 0.0f32;
         for &input in inputs {
             let want = &self.expected["inputs"][input];
-            let logits = net.forward(&self.input(input)).logits;
-            let err = max_abs_diff(&logits, &floats(&want["logits"]));
+            let forward = net.forward(&self.input(input));
+            let logits = &forward.logits;
+            let err = max_abs_diff(logits, &floats(&want["logits"]));
             let top: Vec<usize> = want["top5"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
             assert!(err <= 1e-4, "{} kernel, {} {input}: max logit error {err:.2e} > 1e-4", kernel.name(), self.name);
-            assert_eq!(top5(&logits), top, "{} kernel, {} {input}: top-5", kernel.name(), self.name);
+            assert_eq!(top5(logits), top, "{} kernel, {} {input}: top-5", kernel.name(), self.name);
+            // The top-1 class's activation map, from transformers' final features and classifier
+            // (tests/heatmap.rs has the bound: 5e-6 of the map's largest value).
+            let cam = floats(&want["cam"]["data"]);
+            let map = net.class_map(&forward, top[0]);
+            let err = max_abs_diff(&map, &cam) / cam.iter().fold(1.0f32, |s, x| s.max(x.abs()));
+            assert!(map.len() == cam.len() && err <= 5e-6, "{} kernel, {} {input}: class map error {err:.2e}", kernel.name(), self.name);
             worst = worst.max(err);
         }
         println!("{} kernel, {}: max |logit - transformers| = {worst:.2e} over {inputs:?}", kernel.name(), self.name);
