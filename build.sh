@@ -9,7 +9,7 @@
 #                         the wasm builds, the browser tests
 #   ./build.sh weights    tools/fetch-weights.sh (the real google/bit-50 weights)
 #   ./build.sh mutants [module...]
-#                         cargo-mutants over preprocess, config, model, cpu, readers, weights
+#                         cargo-mutants over preprocess, config, model, cpu, neon, readers, weights
 #                         (or the modules named), each with the tests that cover it; hours, not
 #                         CI. Reports go to target/mutants-out/<module>[/<shard>]/mutants.out/
 #
@@ -138,13 +138,16 @@ build_wasm() {
 
 # The NEON micro-kernel (src/cpu/gemm.rs) is only compiled for Arm64: build the CPU kernels'
 # tests for it and run them under qemu-aarch64 (the tiny model and the odd sizes: a few minutes).
+cross_arm64() {
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+  export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+}
+
 test_arm64() {
   [ "$(uname -m)" = x86_64 ] || return 0 # on Arm64 itself, cargo test already ran it natively
-  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
-  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
-    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
-    nice cargo test --release --target aarch64-unknown-linux-gnu --test cpu_kernels -- tiny odd_sizes lacks widest
+  (cross_arm64 && nice cargo test --release --target aarch64-unknown-linux-gnu --test cpu_kernels -- tiny odd_sizes lacks widest)
 }
 
 native_cli() {
@@ -225,26 +228,31 @@ case "$cmd" in
     skip=(-- -- --skip gpu --skip f16 --skip subgroup --skip tiled --skip a_batch --skip embed)
     # weights/ is two runs: the file readers, whose tests compare every value read with what
     # torch and numpy read (no forward pass needed), and the rest, which the parity runs cover.
+    # neon: the NEON kernel and gemm.rs's Arm64 arms, compiled only there, built for Arm64 and
+    # tested under qemu-aarch64 (the CPU path's unit tests and the tiny model).
     declare -A files=(
       [preprocess]=src/preprocess.rs [config]=src/config.rs [model]=src/model.rs
-      [cpu]='src/cpu/*.rs' [readers]='src/weights/{pickle,zip,npy,npz}.rs'
+      [cpu]='src/cpu/*.rs' [neon]=src/cpu/gemm.rs [readers]='src/weights/{pickle,zip,npy,npz}.rs'
       [weights]='src/weights/{mod,convert,random}.rs')
     declare -A tests=(
       [preprocess]="--lib --test preprocess"
       [config]="--lib --test converters --test parity"
       [model]="--lib --test parity"
       [cpu]="--lib --test cpu_kernels"
+      [neon]="--lib --test cpu_kernels"
       [readers]="--lib --test converters --test fuzz_readers"
       [weights]="--lib --test converters --test fuzz_readers --test head --test parity")
     # model: the tiny model's parity covers its code; the full-size runs add minutes, not cases.
-    declare -A skips=([model]="--skip _full")
+    declare -A names=([model]="--skip _full" [neon]="cpu:: tiny lacks widest")
+    declare -A only=([neon]="--re neon|Neon --cargo-arg=--target=aarch64-unknown-linux-gnu")
     modules=("${@:2}")
-    [ ${#modules[@]} -gt 0 ] || modules=(preprocess config model cpu readers weights)
+    [ ${#modules[@]} -gt 0 ] || modules=(preprocess config model cpu neon readers weights)
     # MUTANTS_ARGS="--shard K/N --sharding round-robin" runs one shard, reported apart.
     shard="$(grep -oE -- '--shard [0-9]+/[0-9]+' <<<"${MUTANTS_ARGS:-}" | sed -E 's#--shard ([0-9]+)/([0-9]+)#shard-\1-of-\2#' || true)"
     status=0
     for m in "${modules[@]}"; do
-      [ -n "${files[$m]:-}" ] || die "unknown module $m (preprocess, config, model, cpu, readers, weights)"
+      [ -n "${files[$m]:-}" ] || die "unknown module $m (preprocess, config, model, cpu, neon, readers, weights)"
+      [ "$m" != neon ] || cross_arm64
       say "cargo mutants: $m (${files[$m]})"
       out="target/mutants-out/$m${shard:+/$shard}"
       mkdir -p "$out"
@@ -252,7 +260,7 @@ case "$cmd" in
       for a in ${tests[$m]}; do args+=(--cargo-test-arg="$a"); done
       CARGO_TARGET_DIR="$root/target/mutants" nice cargo mutants --file "${files[$m]}" --profile mutants \
         --copy-target false --jobs 1 --timeout 240 --output "$out" \
-        ${MUTANTS_ARGS:-} "${args[@]}" "${skip[@]}" ${skips[$m]:-} || status=1
+        ${only[$m]:-} ${MUTANTS_ARGS:-} "${args[@]}" "${skip[@]}" ${names[$m]:-} || status=1
     done
     exit "$status"
     ;;
