@@ -242,8 +242,9 @@ case "$cmd" in
       [neon]="--lib --test cpu_kernels"
       [readers]="--lib --test converters --test fuzz_readers"
       [weights]="--lib --test converters --test fuzz_readers --test head --test parity")
-    # model: the tiny model's parity covers its code; the full-size runs add minutes, not cases.
-    declare -A names=([model]="--skip _full" [neon]="cpu:: tiny lacks widest")
+    # model, weights: the tiny model's parity covers their code; the full-size runs add minutes,
+    # not cases.
+    declare -A names=([model]="--skip _full" [weights]="--skip _full" [neon]="cpu:: tiny lacks widest")
     declare -A only=([neon]="--re neon|Neon --cargo-arg=--target=aarch64-unknown-linux-gnu")
     modules=("${@:2}")
     [ ${#modules[@]} -gt 0 ] || modules=(preprocess config model cpu neon readers weights)
