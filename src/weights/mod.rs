@@ -375,6 +375,20 @@ mod tests {
     }
 
     #[test]
+    fn the_model_identity_is_the_hash_of_its_shard_hashes_in_order() {
+        let identity = |hashes: &[String]| {
+            let shards: Vec<Value> = hashes.iter().map(|h| json!({"file": "w", "bytes": 1, "sha256": h})).collect();
+            let m = json!({"format": FORMAT, "version": VERSION, "name": "m", "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [], "shards": shards});
+            Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").unwrap().model_sha256()
+        };
+        let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+        // Python: hashlib.sha256(("ab" * 32 + "\n" + "cd" * 32 + "\n").encode()).hexdigest(), and the other order.
+        assert_eq!(identity(&[a.clone(), b.clone()]), "a84bba32fbb42c701494490a5328ad248737e9e8f63027f6311e20c6b8b958f2");
+        assert_eq!(identity(&[a.to_uppercase(), b.clone()]), "a84bba32fbb42c701494490a5328ad248737e9e8f63027f6311e20c6b8b958f2");
+        assert_eq!(identity(&[b, a]), "21938adfe3c04143c77cfef6c4f4e5349ce10ff632f2ebda53497d07858e9b69");
+    }
+
+    #[test]
     fn shards_fill_in_parameter_order_up_to_the_limit() {
         let config = parse_json(include_str!("../../tests/fixtures/tiny/config.json"), "config.json").unwrap();
         let preprocessor = parse_json(include_str!("../../tests/fixtures/tiny/preprocessor_config.json"), "p.json").unwrap();
