@@ -314,11 +314,9 @@ fn quantize_per_channel(data: &[f32], channels: usize) -> (Vec<u8>, Vec<f32>) {
 /// folder that replaces `out` only once complete, so a failure leaves nothing behind.
 pub fn write_dir(out: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<()> {
     let name = out.display().to_string();
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).context(|| format!("{}: cannot create", parent.display()))?;
+    // "" for a bare name: the current folder, which create_dir_all accepts and join keeps relative.
+    let parent = out.parent().unwrap_or(Path::new(""));
+    std::fs::create_dir_all(parent).context(|| format!("{}: cannot create", parent.display()))?;
     let leaf = out.file_name().context(|| format!("{name}: not a folder name"))?.to_string_lossy().to_string();
     let tmp = parent.join(format!(".{leaf}.tmp-{}", std::process::id()));
     let write = || -> Result<()> {

@@ -123,4 +123,23 @@ mod tests {
         let mean: f64 = (0..10_000).map(|i| a.normal(i)).sum::<f64>() / 10_000.0;
         assert!(mean.abs() < 0.05, "{mean}");
     }
+
+    #[test]
+    fn a_hugging_face_folder_reads_back_as_written() {
+        use crate::config::{parse_json, BitConfig};
+        let config = parse_json(include_str!("../../tests/fixtures/tiny/config.json"), "config.json").unwrap();
+        let preprocessor = parse_json(include_str!("../../tests/fixtures/tiny/preprocessor_config.json"), "p.json").unwrap();
+        let tensors = weights(&BitConfig::from_json(&config, "config.json").unwrap(), 3);
+        let dir = std::env::temp_dir().join(format!("bit50-hf-folder-{}", std::process::id()));
+        write_hf_folder(&dir, &config, &preprocessor, &tensors).unwrap();
+        let source = crate::weights::convert::read_source(&dir).unwrap();
+        assert_eq!((&source.config, &source.preprocessor), (&config, &preprocessor));
+        let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        let (_, read) = crate::weights::convert::read_weights(&bytes, "model.safetensors").unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(read.len(), tensors.len());
+        for (name, t) in &tensors {
+            assert_eq!((&read[name].shape, &read[name].data), (&t.shape, &t.data), "{name}");
+        }
+    }
 }
