@@ -388,3 +388,51 @@ pub fn convert(source: Source, dtype: Dtype, max_shard_bytes: usize) -> Result<(
     };
     to_shards(&model, dtype, max_shard_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder under the temporary directory holding `files` (a name ending in `/` is a folder).
+    fn folder(tag: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("bit50-convert-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in files {
+            match name.strip_suffix('/') {
+                Some(sub) => std::fs::create_dir_all(dir.join(sub)).unwrap(),
+                None => std::fs::write(dir.join(name), bytes).unwrap(),
+            }
+        }
+        dir
+    }
+
+    /// An empty safetensors file: an 8-byte header length, then `{}` and padding.
+    const EMPTY_SAFETENSORS: &[u8] = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ";
+
+    #[test]
+    fn a_folder_s_one_weights_file_is_found_by_its_content() {
+        // JSON whose ninth byte is '{' looks like safetensors by content: JSON files are never weights.
+        let dir = folder("find", &[("bit.weights", EMPTY_SAFETENSORS), ("meta.json", b"{\"bit\": {}}"), ("photos/", b""), ("notes.txt", b"hello")]);
+        let found = find_weights(&dir);
+        std::fs::write(dir.join("other.weights"), EMPTY_SAFETENSORS).unwrap();
+        let two = find_weights(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found.unwrap(), dir.join("bit.weights"));
+        assert!(two.unwrap_err().message.contains("several weights files"));
+    }
+
+    #[test]
+    fn configs_beside_the_weights_are_read_or_refused_by_name() {
+        // A config.json that cannot be read is an error, not a missing file.
+        let dir = folder("unreadable", &[("model.safetensors", EMPTY_SAFETENSORS), ("config.json/", b"")]);
+        let err = read_source(&dir).err().unwrap().message;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("config.json: cannot read"), "{err}");
+        // timm's own config.json names its architecture: anything but BiT-50 is refused.
+        let dir = folder("timm", &[("model.safetensors", EMPTY_SAFETENSORS), ("config.json", b"{\"architecture\": \"resnet50\", \"num_classes\": 1000}")]);
+        let err = read_source(&dir).err().unwrap().message;
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("timm architecture \"resnet50\" is not BiT-50 (resnetv2_50x1_bit)"), "{err}");
+    }
+}

@@ -347,6 +347,7 @@ mod tests {
     use super::*;
     use crate::config::parse_json;
     use serde_json::json;
+    use std::collections::HashMap;
 
     #[test]
     fn manifests_are_refused_past_their_limits() {
@@ -393,28 +394,90 @@ mod tests {
         let bit = BitConfig::from_json(&config, "config.json").unwrap();
         let tensors = convert::kernel_layout(&bit, random::weights(&bit, 1), "tiny").unwrap();
         let model = WebModel { name: "tiny", config: &config, preprocessor: &preprocessor, labels: bit.labels(), tensors: &tensors };
-        let bytes = |name: &str| tensors[name].data.len() * 4;
-        let total: usize = tensors.keys().map(|n| bytes(n)).sum();
-        let limit = (64 << 10) + total / 5; // each shard's budget: the limit less 64 KiB for its header
-        let (manifest, files) = to_shards(&model, Dtype::F32, limit).unwrap();
-        assert!((5..=8).contains(&files.len()), "{} shards", files.len());
-        let mut read_back = TensorMap::new();
-        let mut shard_bytes: Vec<usize> = Vec::new();
-        let mut order: Vec<String> = Vec::new();
-        for ((file, data), shard) in files.iter().zip(&manifest.shards) {
-            assert!(data.len() <= limit && shard.bytes == data.len() as u64 && shard.sha256 == sha256_hex(data), "{file}");
-            let mut these = TensorMap::new();
-            read_safetensors(data, file, &mut these).unwrap();
-            let first = parameters(&bit).into_iter().map(|p| p.name).find(|n| these.contains_key(n)).expect("no empty shard");
-            if let Some(&previous) = shard_bytes.last() {
-                assert!(previous + bytes(&first) > total / 5, "{first} would have fit in the shard before {file}");
+        let params = parameters(&bit);
+        let large: HashMap<&str, bool> = params.iter().map(|p| (p.name.as_str(), p.role.is_large_weight())).collect();
+        for dtype in [Dtype::F32, Dtype::F16, Dtype::Int8] {
+            // What each tensor's values take in a shard: int8 quantizes only the large weights.
+            let bytes = |name: &str| {
+                let elem = match dtype {
+                    Dtype::F32 => 4,
+                    Dtype::F16 => 2,
+                    Dtype::Int8 if large[name] => 1,
+                    Dtype::Int8 => 4,
+                };
+                tensors[name].data.len() * elem
+            };
+            let total: usize = tensors.keys().map(|n| bytes(n)).sum();
+            // Each shard's budget is the limit less 64 KiB for its header: a fifth of the model,
+            // and exactly the first three parameters (which must then fill the first shard).
+            let exact: usize = params[..3].iter().map(|p| bytes(&p.name)).sum();
+            for budget in [total / 5, exact] {
+                let limit = (64 << 10) + budget;
+                let (manifest, files) = to_shards(&model, dtype, limit).unwrap();
+                let mut read_back = TensorMap::new();
+                let mut shard_bytes: Vec<usize> = Vec::new();
+                let mut order: Vec<String> = Vec::new();
+                for ((file, data), shard) in files.iter().zip(&manifest.shards) {
+                    let mut these = TensorMap::new();
+                    read_safetensors(data, file, &mut these).unwrap();
+                    // A tensor bigger than the budget has a shard of its own, whatever its size.
+                    assert!(data.len() <= limit || these.len() == 1, "{dtype:?} {file}: {} bytes", data.len());
+                    assert!(shard.bytes == data.len() as u64 && shard.sha256 == sha256_hex(data), "{dtype:?} {file}");
+                    let first = params.iter().map(|p| p.name.clone()).find(|n| these.contains_key(n)).expect("no empty shard");
+                    if let Some(&previous) = shard_bytes.last() {
+                        assert!(previous + bytes(&first) > budget, "{dtype:?}: {first} would have fit in the shard before {file}");
+                    }
+                    shard_bytes.push(these.keys().map(|n| bytes(n)).sum());
+                    assert!(shard_bytes.last() <= Some(&budget) || these.len() == 1, "{dtype:?} {file}: {shard_bytes:?} over {budget}");
+                    order.push(first);
+                    read_back.extend(these);
+                }
+                assert_eq!(read_back.keys().collect::<Vec<_>>(), tensors.keys().collect::<Vec<_>>(), "{dtype:?}");
+                if dtype == Dtype::F32 {
+                    assert_eq!(read_back, tensors);
+                }
+                let by_parameter: Vec<String> = params.iter().map(|p| p.name.clone()).filter(|n| order.contains(n)).collect();
+                assert_eq!(order, by_parameter, "{dtype:?}");
+                if budget == exact {
+                    assert_eq!(shard_bytes[0], exact, "{dtype:?}: the first three parameters fill the first shard exactly");
+                } else {
+                    assert!((5..=8).contains(&files.len()), "{dtype:?}: {} shards", files.len());
+                }
             }
-            shard_bytes.push(these.keys().map(|n| bytes(n)).sum());
-            order.push(first);
-            read_back.extend(these);
         }
-        assert_eq!(read_back, tensors);
-        let by_parameter: Vec<String> = parameters(&bit).into_iter().map(|p| p.name).filter(|n| order.contains(n)).collect();
-        assert_eq!(order, by_parameter);
+    }
+
+    #[test]
+    fn a_converted_folder_is_replaced_whole_and_nothing_else_is() {
+        let root = std::env::temp_dir().join(format!("bit50-write-dir-{}", std::process::id()));
+        let manifest = |name: &str| {
+            let m = json!({"format": FORMAT, "version": VERSION, "name": name, "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [],
+                "shards": [{"file": "w", "bytes": 1, "sha256": "ab".repeat(32)}]});
+            Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").unwrap()
+        };
+        let out = root.join("model");
+        write_dir(&out, &manifest("first"), &[("w".into(), vec![1]), ("extra".into(), vec![2])]).unwrap();
+        // Converting again replaces the folder: the old files go with it.
+        write_dir(&out, &manifest("second"), &[("w".into(), vec![3])]).unwrap();
+        let mut files: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        files.sort();
+        assert_eq!(files, ["manifest.json", "w"]);
+        assert_eq!(std::fs::read(out.join("w")).unwrap(), [3]);
+        assert!(std::fs::read_to_string(out.join("manifest.json")).unwrap().contains("\"second\""));
+        // An empty folder may be filled; a folder of something else is left as it was.
+        let empty = root.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        write_dir(&empty, &manifest("m"), &[("w".into(), vec![1])]).unwrap();
+        let other = root.join("photos");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("cat.jpg"), b"cat").unwrap();
+        let err = write_dir(&other, &manifest("m"), &[("w".into(), vec![1])]).unwrap_err().message;
+        assert!(err.ends_with("photos: exists and is not a converted model folder; refusing to replace it"), "{err}");
+        assert_eq!(std::fs::read(other.join("cat.jpg")).unwrap(), b"cat");
+        // Nothing temporary is left beside them.
+        let mut left: Vec<String> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(left, ["empty", "model", "photos"]);
     }
 }
