@@ -370,6 +370,12 @@ mod tests {
             refused(json!([shard(file, 1, &hash)]), "is not a plain file name");
         }
         refused(json!([shard("w", 1, &hash[1..])]), "has no valid sha256");
+        // Another format, or this format's next version, is refused even where the other matches.
+        for (format, version) in [("other", VERSION), (FORMAT, VERSION + 1)] {
+            let m = json!({"format": format, "version": version, "name": "m", "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [], "shards": [shard("w", 1, &hash)]});
+            let err = Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").err().unwrap().message;
+            assert!(err.ends_with(&format!("is not {FORMAT} version {VERSION}")), "{err}");
+        }
         refused(json!([shard("w", 1, &format!("{}g", &hash[1..]))]), "has no valid sha256");
     }
 
@@ -433,8 +439,18 @@ mod tests {
                     read_back.extend(these);
                 }
                 assert_eq!(read_back.keys().collect::<Vec<_>>(), tensors.keys().collect::<Vec<_>>(), "{dtype:?}");
-                if dtype == Dtype::F32 {
-                    assert_eq!(read_back, tensors);
+                // Values: f32 exact, f16 rounded once, int8 only for the large weights (within half a
+                // step of 1/127 of the tensor's largest value), everything else exact.
+                for (name, got) in &read_back {
+                    let want = &tensors[name.as_str()].data;
+                    let step = want.iter().fold(0.0f32, |m, w| m.max(w.abs())) / 127.0;
+                    let ok = |(g, w): (&f32, &f32)| match dtype {
+                        Dtype::F16 => *g == half::f16::from_f32(*w).to_f32(),
+                        Dtype::Int8 if large[name.as_str()] => (g - w).abs() <= 0.5001 * step,
+                        _ => g == w,
+                    };
+                    assert!(got.data.iter().zip(want).all(ok), "{dtype:?} {name}");
+                    assert!(!(dtype == Dtype::Int8 && large[name.as_str()]) || got.data != *want, "{name}: int8 stored it exactly");
                 }
                 let by_parameter: Vec<String> = params.iter().map(|p| p.name.clone()).filter(|n| order.contains(n)).collect();
                 assert_eq!(order, by_parameter, "{dtype:?}");
