@@ -420,6 +420,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(found.unwrap(), dir.join("bit.weights"));
         assert!(two.unwrap_err().message.contains("several weights files"));
+        let dir = folder("none", &[("meta.json", b"{}")]);
+        let none = find_weights(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(none.unwrap_err().message.ends_with("no weights file found (expected model.safetensors, pytorch_model.bin, model_state.pdparams or a .npz)"));
     }
 
     #[test]
@@ -434,5 +438,16 @@ mod tests {
         let err = read_source(&dir).err().unwrap().message;
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(err.contains("timm architecture \"resnet50\" is not BiT-50 (resnetv2_50x1_bit)"), "{err}");
+        // A BiT config without model_type (transformers reads it the same) is not timm's.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
+        let mut config: Value = serde_json::from_slice(&std::fs::read(fixture.join("config.json")).unwrap()).unwrap();
+        config.as_object_mut().unwrap().remove("model_type").expect("the fixture names its model_type");
+        let weights = std::fs::read(fixture.join("model.safetensors")).unwrap();
+        let dir = folder("untyped", &[("model.safetensors", &weights), ("config.json", &serde_json::to_vec(&config).unwrap())]);
+        let source = read_source(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let source = source.unwrap();
+        assert_eq!(source.config, config);
+        assert_eq!(source.tensors.len(), parameters(&BitConfig::from_json(&config, "config.json").unwrap()).len());
     }
 }

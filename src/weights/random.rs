@@ -125,6 +125,15 @@ mod tests {
     }
 
     #[test]
+    fn streams_draw_what_the_fixture_script_draws() {
+        // tools/make_fixtures.py's generator, computed in plain Python integers: seed 0, tensor "conv".
+        let s = Stream::new(0, "conv");
+        let uniforms: Vec<f64> = (0..4).map(|i| s.uniform(i)).collect();
+        assert_eq!(uniforms, [0.8868028521537781, 0.2074592113494873, 0.14289981126785278, 0.7043728232383728]);
+        assert_eq!([s.normal(0), s.normal(1)], [-0.4415518641471863, -0.02468585968017578]);
+    }
+
+    #[test]
     fn a_hugging_face_folder_reads_back_as_written() {
         use crate::config::{parse_json, BitConfig};
         let config = parse_json(include_str!("../../tests/fixtures/tiny/config.json"), "config.json").unwrap();
