@@ -411,6 +411,18 @@ mod tests {
     const EMPTY_SAFETENSORS: &[u8] = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ";
 
     #[test]
+    fn weight_standardization_keeps_its_epsilon_where_the_variance_is_as_small() {
+        // Two output channels of 1x2 taps: [d, -d] with d² = WS_EPS, so (±d - 0) / sqrt(d² + eps)
+        // = ±1/√2; and [3, 5], whose variance 1 leaves ±1. Stored [kh][kw][cin][cout].
+        let d = WS_EPS.sqrt() as f32;
+        let out = standardize_to_hwio(&Tensor::new(vec![2, 1, 1, 2], vec![d, -d, 3.0, 5.0]));
+        let half = std::f32::consts::FRAC_1_SQRT_2;
+        for (got, want) in out.iter().zip([half, -1.0, -half, 1.0]) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+    }
+
+    #[test]
     fn a_folder_s_one_weights_file_is_found_by_its_content() {
         // JSON whose ninth byte is '{' looks like safetensors by content: JSON files are never weights.
         let dir = folder("find", &[("bit.weights", EMPTY_SAFETENSORS), ("meta.json", b"{\"bit\": {}}"), ("photos/", b""), ("notes.txt", b"hello")]);
