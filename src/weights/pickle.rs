@@ -939,6 +939,18 @@ mod tests {
     }
 
     #[test]
+    fn numpy_arrays_of_objects_or_integers_are_refused_by_dtype() {
+        let with_dtype = |code: &[u8]| {
+            let p = numpy_with_data(&[b"C\x08".as_slice(), &[0; 8]].concat());
+            let at = p.windows(7).position(|w| w == b"X\x02\x00\x00\x00f4").unwrap();
+            let p = [&p[..at], &[b'X', code.len() as u8, 0, 0, 0], code, &p[at + 7..]].concat();
+            load(&p, "n.pkl", false).unwrap().numpy_dict(&[], 8).err().unwrap().message
+        };
+        assert_eq!(with_dtype(b"O"), "n.pkl: entry a is an object array; refusing (it would need arbitrary pickled objects)");
+        assert_eq!(with_dtype(b"i4"), "n.pkl: entry a has dtype \"i4\"; expected a float type (f2, f4, f8)");
+    }
+
+    #[test]
     fn budgets_count_every_tensor_of_the_file() {
         use std::borrow::Cow;
         let tensor = tensor(b"K\x02K\x02", b"K\x02K\x01");
