@@ -349,10 +349,15 @@ mod tests {
     use serde_json::json;
     use std::collections::HashMap;
 
+    /// A manifest's JSON with nothing but `shards` (and the name, format and version) set.
+    fn manifest_json(name: &str, format: &str, version: u32, shards: Value) -> Value {
+        json!({"format": format, "version": version, "name": name, "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [], "shards": shards})
+    }
+
     #[test]
     fn manifests_are_refused_past_their_limits() {
         let parse = |shards: Value| {
-            let m = json!({"format": FORMAT, "version": VERSION, "name": "m", "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [], "shards": shards});
+            let m = manifest_json("m", FORMAT, VERSION, json!(shards));
             Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").map(|_| ()).map_err(|e| e.message)
         };
         let shard = |file: &str, bytes: u64, sha256: &str| json!({"file": file, "bytes": bytes, "sha256": sha256});
@@ -372,7 +377,7 @@ mod tests {
         refused(json!([shard("w", 1, &hash[1..])]), "has no valid sha256");
         // Another format, or this format's next version, is refused even where the other matches.
         for (format, version) in [("other", VERSION), (FORMAT, VERSION + 1)] {
-            let m = json!({"format": format, "version": version, "name": "m", "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [], "shards": [shard("w", 1, &hash)]});
+            let m = manifest_json("m", format, version, json!([shard("w", 1, &hash)]));
             let err = Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").err().unwrap().message;
             assert!(err.ends_with(&format!("is not {FORMAT} version {VERSION}")), "{err}");
         }
@@ -383,7 +388,7 @@ mod tests {
     fn the_model_identity_is_the_hash_of_its_shard_hashes_in_order() {
         let identity = |hashes: &[String]| {
             let shards: Vec<Value> = hashes.iter().map(|h| json!({"file": "w", "bytes": 1, "sha256": h})).collect();
-            let m = json!({"format": FORMAT, "version": VERSION, "name": "m", "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [], "shards": shards});
+            let m = manifest_json("m", FORMAT, VERSION, json!(shards));
             Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").unwrap().model_sha256()
         };
         let (a, b) = ("ab".repeat(32), "cd".repeat(32));
@@ -467,8 +472,7 @@ mod tests {
     fn a_converted_folder_is_replaced_whole_and_nothing_else_is() {
         let root = std::env::temp_dir().join(format!("bit50-write-dir-{}", std::process::id()));
         let manifest = |name: &str| {
-            let m = json!({"format": FORMAT, "version": VERSION, "name": name, "dtype": "f32", "config": {}, "preprocessor": {}, "labels": [],
-                "shards": [{"file": "w", "bytes": 1, "sha256": "ab".repeat(32)}]});
+            let m = manifest_json(name, FORMAT, VERSION, json!([{"file": "w", "bytes": 1, "sha256": "ab".repeat(32)}]));
             Manifest::parse(&serde_json::to_vec(&m).unwrap(), "m.json").unwrap()
         };
         let out = root.join("model");
