@@ -68,23 +68,23 @@ chromium_path() {
 }
 
 # Debian's packages the tests need: Chromium for the browser tests, Mesa's lavapipe (Vulkan on
-# the CPU) for the GPU tests natively and in Chromium's compatibility mode, an Arm64 C
-# toolchain and qemu-aarch64 for the CPU path's NEON kernel.
+# the CPU) for the GPU tests natively and in Chromium's compatibility mode (cross_arm64 adds the
+# Arm64 C toolchain and qemu-aarch64 for the CPU path's NEON kernel).
 need_test_packages() {
   local need=()
   chromium_path >/dev/null || need+=(chromium)
   [ -f /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers)
   ldconfig -p 2>/dev/null | grep -q libvulkan.so.1 || need+=(libvulkan1)
-  if [ "$(uname -m)" = x86_64 ]; then
-    command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
-    command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
-  fi
-  [ ${#need[@]} -eq 0 ] && return
+  apt_install "${need[@]}"
+}
+
+apt_install() {
+  [ $# -eq 0 ] && return
   if [ "$(id -u)" = 0 ]; then
-    say "installing Debian's ${need[*]}"
-    (DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"; }) >&2
+    say "installing Debian's $*"
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; }) >&2
   else
-    die "missing: ${need[*]}: run 'apt-get install -y ${need[*]}' as root"
+    die "missing: $*: run 'apt-get install -y $*' as root"
   fi
 }
 
@@ -139,6 +139,10 @@ build_wasm() {
 # The NEON micro-kernel (src/cpu/gemm.rs) is only compiled for Arm64: build the CPU kernels'
 # tests for it and run them under qemu-aarch64 (the tiny model and the odd sizes: a few minutes).
 cross_arm64() {
+  local need=()
+  command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+  command -v qemu-aarch64 >/dev/null || need+=(qemu-user)
+  apt_install "${need[@]}"
   rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
   export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
