@@ -53,7 +53,10 @@ need_wasm_bindgen() {
 }
 
 need_node_packages() {
-  command -v node >/dev/null || die "node is missing (apt-get install -y nodejs npm)"
+  local need=()
+  command -v node >/dev/null || need+=(nodejs)
+  command -v npm >/dev/null || need+=(npm)
+  apt_install "${need[@]}"
   if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ]; then
     say "installing node packages (npm ci)"
     npm ci --no-audit --no-fund
